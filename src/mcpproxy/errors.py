@@ -1,26 +1,28 @@
 """One exception tree for the whole gateway.
 
 Every failure a user or a model can meet is one of these classes. Each class carries a
-JSON-RPC error code (so MCP endpoints answer with a stable code), an HTTP status (so the
+JSON-RPC error code (so MCP endpoints answer with a stable code; the
+-32070..-32095 block avoids the codes the MCP SDK itself uses: -32000 connection closed,
+-32001 request timeout, -32020 header mismatch, -32042 URL elicitation), an HTTP status (so the
 REST API answers with the right status), and a message that says what to do next::
 
-    ProxyError                      -32000  500
-    ├── ConfigError                 -32010  400   bad config file or value
-    ├── NotFound                    -32001  404
-    │   ├── UnknownServer           -32001  404
-    │   ├── UnknownTool             -32002  404
-    │   └── CacheMiss               -32006  404   read_cache key unknown or expired
+    ProxyError                      -32070  500
+    ├── ConfigError                 -32080  400   bad config file or value
+    ├── NotFound                    -32071  404
+    │   ├── UnknownServer           -32071  404
+    │   ├── UnknownTool             -32072  404
+    │   └── CacheMiss               -32076  404   read_cache key unknown or expired
     ├── InvalidArguments            -32602  400   arguments do not fit the input schema
-    ├── PolicyDenied                -32003  403
-    │   ├── TierMismatch            -32004  403   destructive tool through call_tool_read, ...
-    │   └── Quarantined             -32005  403
-    ├── Conflict                    -32007  409   a server of that name exists, ...
-    ├── UpstreamError               -32030  502
-    │   ├── UpstreamUnavailable     -32031  503   not connected / disabled / crashed
-    │   ├── UpstreamTimeout         -32032  504
-    │   └── UpstreamProtocolError   -32033  502   the server broke the protocol
-    ├── Overloaded                  -32040  503
-    └── StoreError                  -32050  500
+    ├── PolicyDenied                -32073  403
+    │   ├── TierMismatch            -32074  403   destructive tool through call_tool_read, ...
+    │   └── Quarantined             -32075  403
+    ├── Conflict                    -32077  409   a server of that name exists, ...
+    ├── UpstreamError               -32090  502
+    │   ├── UpstreamUnavailable     -32091  503   not connected / disabled / crashed
+    │   ├── UpstreamTimeout         -32092  504
+    │   └── UpstreamProtocolError   -32093  502   the server broke the protocol
+    ├── Overloaded                  -32094  503
+    └── StoreError                  -32095  500
 
 Foreign exceptions are translated at the boundary where they occur (for upstreams, in
 ``mcpproxy.upstream.errors``); code elsewhere only raises and catches these.
@@ -40,7 +42,7 @@ class ProxyError(Exception):
         data: Extra machine-readable fields for the JSON-RPC ``data`` member.
     """
 
-    code: ClassVar[int] = -32000
+    code: ClassVar[int] = -32070
     http_status: ClassVar[int] = 500
     kind: ClassVar[str] = "proxy_error"
 
@@ -66,7 +68,7 @@ class ProxyError(Exception):
 class ConfigError(ProxyError):
     """The configuration is invalid; ``key`` and ``line`` say where when known."""
 
-    code = -32010
+    code = -32080
     http_status = 400
     kind = "config_error"
 
@@ -89,23 +91,23 @@ class ConfigError(ProxyError):
 
 
 class NotFound(ProxyError):
-    code = -32001
+    code = -32071
     http_status = 404
     kind = "not_found"
 
 
 class UnknownServer(NotFound):
-    code = -32001
+    code = -32071
     kind = "unknown_server"
 
 
 class UnknownTool(NotFound):
-    code = -32002
+    code = -32072
     kind = "unknown_tool"
 
 
 class CacheMiss(NotFound):
-    code = -32006
+    code = -32076
     kind = "cache_miss"
 
 
@@ -116,58 +118,58 @@ class InvalidArguments(ProxyError):
 
 
 class PolicyDenied(ProxyError):
-    code = -32003
+    code = -32073
     http_status = 403
     kind = "policy_denied"
 
 
 class TierMismatch(PolicyDenied):
-    code = -32004
+    code = -32074
     kind = "tier_mismatch"
 
 
 class Quarantined(PolicyDenied):
-    code = -32005
+    code = -32075
     kind = "quarantined"
 
 
 class Conflict(ProxyError):
-    code = -32007
+    code = -32077
     http_status = 409
     kind = "conflict"
 
 
 class UpstreamError(ProxyError):
-    code = -32030
+    code = -32090
     http_status = 502
     kind = "upstream_error"
 
 
 class UpstreamUnavailable(UpstreamError):
-    code = -32031
+    code = -32091
     http_status = 503
     kind = "upstream_unavailable"
 
 
 class UpstreamTimeout(UpstreamError):
-    code = -32032
+    code = -32092
     http_status = 504
     kind = "upstream_timeout"
 
 
 class UpstreamProtocolError(UpstreamError):
-    code = -32033
+    code = -32093
     http_status = 502
     kind = "upstream_protocol_error"
 
 
 class Overloaded(ProxyError):
-    code = -32040
+    code = -32094
     http_status = 503
     kind = "overloaded"
 
 
 class StoreError(ProxyError):
-    code = -32050
+    code = -32095
     http_status = 500
     kind = "store_error"

@@ -39,9 +39,23 @@ CONFIG_FILE_NAME = "mcp_config.json"
 # Known keys of a server entry; anything else is another client's extension.
 _SERVER_KEYS = frozenset(
     {
-        "name", "command", "args", "env", "cwd", "working_dir", "url", "headers", "type",
-        "transport", "enabled", "disabled", "trust", "call_timeout", "connect_timeout",
-        "protocol", "description",
+        "name",
+        "command",
+        "args",
+        "env",
+        "cwd",
+        "working_dir",
+        "url",
+        "headers",
+        "type",
+        "transport",
+        "enabled",
+        "disabled",
+        "trust",
+        "call_timeout",
+        "connect_timeout",
+        "protocol",
+        "description",
     }
 )
 
@@ -196,6 +210,8 @@ class Settings(BaseModel):
         connect_timeout: Seconds a connection attempt to an upstream may take.
         backoff_initial: First reconnect delay in seconds.
         backoff_max: Cap of the exponential reconnect delay in seconds.
+        health_interval: Seconds between health checks of a ready upstream (a re-list of its
+            tools, which also catches changes a server did not announce).
         log_level: Level of the main log.
         log_format: ``console`` (readable) or ``json``.
         servers: The upstream servers by name (``mcpServers`` in the file).
@@ -211,6 +227,7 @@ class Settings(BaseModel):
     connect_timeout: float = Field(default=30.0, gt=0)
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=60.0, gt=0)
+    health_interval: float = Field(default=60.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     servers: dict[str, ServerSpec] = Field(default_factory=dict, alias="mcpServers")

@@ -1,0 +1,1 @@
+"""Routing: names <-> (server, tool) and the aggregated catalog. No I/O."""

@@ -1,0 +1,3 @@
+from mcpproxy.cli.main import main
+
+main()

@@ -1,0 +1,151 @@
+"""``mcpproxy serve``: run the gateway over HTTP (default) or for one client over stdio.
+
+Over HTTP the endpoint answers at once; servers connect in the background while a live
+table (on a terminal) shows each one go from connecting to ready or error. With
+``--stdio`` the MCP protocol owns standard output, so everything else (logs, progress)
+goes to standard error and the log file, and no HTTP port is opened unless ``--listen``
+is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import anyio
+import click
+import uvicorn
+from mcp.server.stdio import stdio_server
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from mcpproxy.app import build_app
+from mcpproxy.cli.common import EXIT_INVALID, Env, fail, fail_proxy
+from mcpproxy.endpoints.mcp_server import build_retrieve_server
+from mcpproxy.errors import ProxyError
+from mcpproxy.gateway import Gateway
+from mcpproxy.observe.logging import setup_logging
+from mcpproxy.settings import Settings, is_loopback_host
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_WINDOW = 60.0
+"""Seconds the live connection table stays up at most; the gateway keeps serving after it."""
+
+_STYLE = {"ready": "green", "connecting": "yellow", "backoff": "red", "error": "red", "disabled": "dim"}
+
+
+@click.command()
+@click.option("--listen", metavar="HOST:PORT", help="Address of the HTTP endpoint (default 127.0.0.1:8080).")
+@click.option("--stdio", "use_stdio", is_flag=True, help="Serve one MCP client over stdin/stdout.")
+@click.option("--no-watch", is_flag=True, help="Do not reload the config file when it changes.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.pass_obj
+def serve(env: Env, listen: str | None, use_stdio: bool, no_watch: bool, log_level: str | None) -> None:
+    """Run the gateway."""
+    if listen:
+        env.overrides["listen"] = listen
+    if log_level:
+        env.overrides["log_level"] = log_level
+    try:
+        settings = env.settings()
+    except ProxyError as exc:
+        fail_proxy(exc)
+    setup_logging(level=settings.log_level, fmt=settings.log_format, log_dir=settings.data_path / "logs")
+    if not is_loopback_host(settings.host):
+        logger.warning("listening on %s: anyone who can reach this address can use the gateway", settings.host)
+    try:
+        if use_stdio:
+            anyio.run(_serve_stdio, env, settings, bool(listen), not no_watch)
+        else:
+            anyio.run(_serve_http, env, settings, not no_watch)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        fail(
+            f"cannot serve on {settings.listen}: {exc.strerror or exc}",
+            EXIT_INVALID,
+            "is another mcpproxy running? pick another port with --listen",
+        )
+
+
+def _uvicorn(gateway: Gateway, settings: Settings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        build_app(gateway),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+async def _serve_http(env: Env, settings: Settings, watch: bool) -> None:
+    gateway = Gateway(settings, config_path=env.config_path, watch_config=watch)
+    server = _uvicorn(gateway, settings)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_progress, gateway, server)
+        await server.serve()
+        tg.cancel_scope.cancel()
+    if not server.started:
+        raise OSError(f"the HTTP server did not start on {settings.listen}")
+
+
+async def _serve_stdio(env: Env, settings: Settings, with_http: bool, watch: bool) -> None:
+    gateway = Gateway(settings, config_path=env.config_path, watch_config=watch)
+    if with_http:
+        server = _uvicorn(gateway, settings)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve)
+            await gateway.entered.wait()
+            await _run_stdio(gateway)
+            server.should_exit = True
+        return
+    async with gateway:
+        await _run_stdio(gateway)
+
+
+async def _run_stdio(gateway: Gateway) -> None:
+    mcp_server = build_retrieve_server(gateway)
+    async with stdio_server() as (read_stream, write_stream):
+        await mcp_server.run(read_stream, write_stream, mcp_server.create_initialization_options())
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="mcpproxy: connecting upstream servers", expand=False)
+    for col in ("server", "transport", "state", "tools", "detail"):
+        table.add_column(col)
+    for row in rows:
+        state = row["state"]
+        table.add_row(
+            row["name"],
+            row["transport"],
+            f"[{_STYLE.get(state, 'white')}]{state}[/]",
+            str(row.get("tool_count", "")),
+            (row.get("error") or "")[:80],
+        )
+    return table
+
+
+async def _progress(gateway: Gateway, server: uvicorn.Server) -> None:
+    """Show servers connecting (live table on a terminal, log lines otherwise)."""
+    await gateway.entered.wait()
+    console = Console(stderr=True)
+    logger.info("mcpproxy serving MCP at http://%s/mcp (direct mode: /mcp/all)", gateway.settings.listen)
+    if console.is_terminal and sys.stderr.isatty():
+        with Live(_table([]), console=console, refresh_per_second=8, transient=False) as live:
+            with anyio.move_on_after(PROGRESS_WINDOW):
+                while not gateway.all_attempted():
+                    live.update(_table([s.to_dict() for s in gateway.statuses()]))
+                    await gateway.wait_state_change()
+            live.update(_table([s.to_dict() for s in gateway.statuses()]))
+    else:
+        with anyio.move_on_after(PROGRESS_WINDOW):
+            while not gateway.all_attempted():
+                await gateway.wait_state_change()
+    ready = sum(1 for s in gateway.statuses() if s.state.value == "ready")
+    logger.info("%d of %d servers ready, %d tools indexed", ready, len(gateway.statuses()), len(gateway.index))

@@ -1,0 +1,322 @@
+"""The proxy tools the model sees in retrieve mode, and what each one does.
+
+The model searches (``retrieve_tools``), optionally reads full schemas (``describe_tool``),
+then calls through the tool that matches its intent (``call_tool_read`` / ``_write`` /
+``_destructive``). Results truncated at ``tool_response_limit`` are paged with
+``read_cache``. ``upstream_servers`` manages servers. Every call goes through
+``Gateway.call_tool``; this module only translates arguments and shapes answers.
+
+A gateway error becomes a tool result with ``isError: true`` whose text says what went
+wrong and what to do, and whose structured content carries the error code: the model can
+read it and recover, which a JSON-RPC error would hide from it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import mcp_types as types
+from pydantic import ValidationError
+
+from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
+from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entries
+from mcpproxy.routing.catalog import Tier
+from mcpproxy.state import spec_from_entry
+
+INSTRUCTIONS = """\
+mcpproxy gives you access to many tools on many MCP servers without listing them all.
+Workflow:
+1. retrieve_tools(query="what you want to do") -> the best matching tools, named "server:tool",
+   each with its input schema and a `call_with` field naming the call tool to use.
+2. Call the tool with the call tool named in `call_with`:
+   call_tool_read(name, args) for read-only tools, call_tool_write(name, args) for tools that
+   change state, call_tool_destructive(name, args) for tools that may delete or overwrite.
+   A tool can always be called through a higher tier, never a lower one.
+3. If a result says it was truncated, page through it with read_cache(key, offset, limit).
+Use describe_tool(names=[...]) to see full schemas, and upstream_servers(op="list") to see servers.
+"""
+
+_CALL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "Tool name as retrieve_tools returned it: 'server:tool'."},
+        "args": {"type": "object", "description": "Arguments for the tool, matching its input schema."},
+    },
+    "required": ["name"],
+}
+
+_SERVER_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "description": "Server name."},
+    "command": {"type": "string", "description": "add/update: program to start (stdio server)."},
+    "args": {"type": "array", "items": {"type": "string"}, "description": "add/update: its arguments."},
+    "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "add/update: env."},
+    "working_dir": {"type": "string", "description": "add/update: working directory (stdio)."},
+    "url": {"type": "string", "description": "add/update: URL of an HTTP or SSE server."},
+    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "HTTP headers."},
+    "transport": {"type": "string", "enum": ["stdio", "http", "sse"], "description": "Override detection."},
+    "lines": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "logs: how many lines."},
+}
+
+
+def proxy_tool_definitions(default_limit: int) -> list[types.Tool]:
+    read_only = types.ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+    return [
+        types.Tool(
+            name="retrieve_tools",
+            title="Find tools",
+            description=(
+                "Search every connected MCP server for the tools that fit a task. Returns tools named "
+                "'server:tool' with description, input schema, score and `call_with` (the call tool to use)."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What you want to do, in plain words."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": default_limit},
+                    "read_only_only": {"type": "boolean", "default": False},
+                    "exclude_destructive": {"type": "boolean", "default": False},
+                    "exclude_open_world": {"type": "boolean", "default": False},
+                },
+                "required": ["query"],
+            },
+            annotations=read_only,
+        ),
+        types.Tool(
+            name="describe_tool",
+            title="Describe tools",
+            description="Full descriptions and input schemas of the named tools ('server:tool').",
+            input_schema={
+                "type": "object",
+                "properties": {"names": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+                "required": ["names"],
+            },
+            annotations=read_only,
+        ),
+        types.Tool(
+            name="call_tool_read",
+            title="Call a read-only tool",
+            description="Call a tool that only reads (its call_with is call_tool_read).",
+            input_schema=_CALL_SCHEMA,
+            annotations=types.ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=True),
+        ),
+        types.Tool(
+            name="call_tool_write",
+            title="Call a tool that changes state",
+            description="Call a tool that creates or updates things (call_with call_tool_write), or a read tool.",
+            input_schema=_CALL_SCHEMA,
+            annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True),
+        ),
+        types.Tool(
+            name="call_tool_destructive",
+            title="Call a destructive tool",
+            description="Call a tool that may delete or overwrite (call_with call_tool_destructive), or any tool.",
+            input_schema=_CALL_SCHEMA,
+            annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
+        ),
+        types.Tool(
+            name="read_cache",
+            title="Read a truncated result",
+            description="Page through a tool result that was truncated; the truncated result gives the key.",
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string"},
+                    "offset": {"type": "integer", "minimum": 0, "default": 0},
+                    "limit": {"type": "integer", "minimum": 1},
+                },
+                "required": ["key"],
+            },
+            annotations=read_only,
+        ),
+        types.Tool(
+            name="upstream_servers",
+            title="Manage upstream servers",
+            description=(
+                "List, add, update, remove, enable, disable or restart the MCP servers behind mcpproxy, "
+                "or read a server's log."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "op": {
+                        "type": "string",
+                        "enum": ["list", "add", "update", "remove", "enable", "disable", "restart", "logs"],
+                    },
+                    **_SERVER_FIELDS,
+                },
+                "required": ["op"],
+            },
+            annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
+        ),
+    ]
+
+
+def json_result(value: Any) -> types.CallToolResult:
+    structured = value if isinstance(value, dict) else {"result": value}
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(value, ensure_ascii=False, indent=1))],
+        structured_content=structured,
+    )
+
+
+def error_result(error: ProxyError) -> types.CallToolResult:
+    text = f"Error ({error.kind}): {error.message}"
+    if error.hint:
+        text += f"\nHint: {error.hint}"
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], structured_content=error.to_dict(), is_error=True
+    )
+
+
+def _int(args: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = args.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArguments(f"'{key}' must be an integer between {lo} and {hi}")
+    return max(lo, min(hi, value))
+
+
+def _str(args: Mapping[str, Any], key: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArguments(f"'{key}' is required and must be a non-empty string")
+    return value
+
+
+Handler = Callable[[Gateway, Mapping[str, Any], CallContext], Awaitable[types.CallToolResult]]
+
+
+async def retrieve_tools(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+    query = _str(args, "query")
+    limit = _int(args, "limit", gw.settings.tools_limit, 1, 100)
+    filters = SearchFilters(
+        read_only_only=bool(args.get("read_only_only")),
+        exclude_destructive=bool(args.get("exclude_destructive")),
+        exclude_open_world=bool(args.get("exclude_open_world")),
+    )
+    results = gw.search(query, limit, filters)
+    described = describe_entries([r.entry for r in results])
+    for item, result in zip(described, results, strict=True):
+        item["score"] = round(result.score, 4)
+    return json_result({"query": query, "tools": described, "count": len(described)})
+
+
+async def describe_tool(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+    names = args.get("names")
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InvalidArguments("'names' must be a non-empty list of tool names like 'server:tool'")
+    return json_result({"tools": describe_entries([gw.resolve(n) for n in names[:50]])})
+
+
+def _call(tier: Tier) -> Handler:
+    async def handler(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+        name = _str(args, "name")
+        call_args = args.get("args", args.get("arguments"))
+        if isinstance(call_args, str):
+            # Some models send the arguments as a JSON string; accept it when it parses to an object.
+            try:
+                call_args = json.loads(call_args)
+            except ValueError:
+                raise InvalidArguments("'args' must be a JSON object") from None
+        if call_args is not None and not isinstance(call_args, dict):
+            raise InvalidArguments("'args' must be an object of arguments for the tool")
+        return await gw.call_tool(
+            name, call_args, CallContext(via=ctx.via, tier=tier, client=ctx.client, meta=ctx.meta)
+        )
+
+    return handler
+
+
+async def read_cache(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+    page = gw.read_cache(_str(args, "key"), _int(args, "offset", 0, 0, 2**62), _int(args, "limit", 0, 0, 10**7))
+    return json_result(page.to_dict())
+
+
+async def upstream_servers(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+    op = args.get("op")
+    if op == "list":
+        return json_result({"servers": server_listing(gw)})
+    name = _str(args, "name")
+    if op == "add":
+        entry = {k: v for k, v in args.items() if k in _SERVER_FIELDS and k not in ("name", "lines")}
+        spec = await gw.state.add(spec_from_entry(name, entry))
+        return json_result({"added": name, "server": spec.to_config()})
+    if op == "update":
+        changes = {k: v for k, v in args.items() if k in _SERVER_FIELDS and k not in ("name", "lines")}
+        spec = await gw.state.update(name, changes)
+        return json_result({"updated": name, "server": spec.to_config()})
+    if op == "remove":
+        await gw.state.remove(name)
+        return json_result({"removed": name})
+    if op in ("enable", "disable"):
+        await gw.enable(name, op == "enable")
+        return json_result({op + "d": name})
+    if op == "restart":
+        gw.restart(name)
+        return json_result({"restarting": name})
+    if op == "logs":
+        lines = _int(args, "lines", 50, 1, 1000)
+        return json_result({"server": name, "lines": await tail_lines(gw, name, lines)})
+    raise InvalidArguments(
+        f"unknown op {op!r}", hint="op is one of list, add, update, remove, enable, disable, restart, logs"
+    )
+
+
+def server_listing(gw: Gateway) -> list[dict[str, Any]]:
+    statuses = {s.name: s for s in gw.statuses()}
+    out = []
+    for name, spec in sorted(gw.state.servers.items()):
+        status = statuses.get(name)
+        item: dict[str, Any] = status.to_dict() if status is not None else {"name": name, "state": "stopped"}
+        item["enabled"] = spec.enabled
+        item["trust"] = spec.trust
+        item["transport"] = spec.transport
+        item["target"] = spec.url if spec.transport != "stdio" else " ".join([spec.command or "", *spec.args])
+        out.append(item)
+    return out
+
+
+async def tail_lines(gw: Gateway, name: str, lines: int) -> list[str]:
+    path = gw.server_log(name)
+    if not await anyio.Path(path).exists():
+        return []
+
+    def read() -> list[str]:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 256 * 1024))
+            data = fh.read().decode("utf-8", errors="replace")
+        return data.splitlines()[-lines:]
+
+    return await anyio.to_thread.run_sync(read)
+
+
+HANDLERS: dict[str, Handler] = {
+    "retrieve_tools": retrieve_tools,
+    "describe_tool": describe_tool,
+    "call_tool_read": _call(Tier.READ),
+    "call_tool_write": _call(Tier.WRITE),
+    "call_tool_destructive": _call(Tier.DESTRUCTIVE),
+    "read_cache": read_cache,
+    "upstream_servers": upstream_servers,
+}
+
+
+async def dispatch(gw: Gateway, name: str, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+    """Run proxy tool ``name``; gateway errors become readable ``isError`` results."""
+    handler = HANDLERS.get(name)
+    if handler is None:
+        return error_result(InvalidArguments(f"unknown tool '{name}'", hint="call retrieve_tools first"))
+    try:
+        return await handler(gw, args, ctx)
+    except ValidationError as exc:
+        return error_result(ConfigError(f"invalid server definition: {exc.errors()[0]['msg']}"))
+    except ProxyError as exc:
+        return error_result(exc)

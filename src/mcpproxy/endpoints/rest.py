@@ -1,0 +1,260 @@
+"""REST API ``/api/v1``: the same gateway, for the CLI, scripts and (later) the web UI.
+
+Every route needs the API key (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``),
+created on first start in the data dir with mode 0600. Errors are the gateway's error tree
+as JSON with the class's HTTP status. Tool calls go through ``Gateway.call_tool`` like
+every other call.
+
+Routes::
+
+    GET    /api/v1/status                      gateway and per-server summary
+    GET    /api/v1/servers                     servers with state
+    POST   /api/v1/servers                     add {"name": ..., <config entry>}
+    GET    /api/v1/servers/{name}              one server
+    PATCH  /api/v1/servers/{name}              update (config keys)
+    DELETE /api/v1/servers/{name}              remove
+    POST   /api/v1/servers/{name}/enable|disable|restart
+    GET    /api/v1/servers/{name}/logs?lines=N&offset=B   tail, or bytes from offset (follow)
+    GET    /api/v1/tools?server=S              tools
+    GET    /api/v1/tools/{server}/{tool}       one tool, full schema
+    GET    /api/v1/search?q=...&limit=N        ranked tools
+    POST   /api/v1/call  {"name", "args", "tier"}   call a tool (tier defaults to the tool's own)
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcpproxy import __version__
+from mcpproxy.endpoints.proxy_tools import server_listing, tail_lines
+from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
+from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entries
+from mcpproxy.routing.catalog import Tier
+from mcpproxy.state import spec_from_entry
+
+API_KEY_FILE = "api_key"
+MAX_BODY = 4 * 1024 * 1024
+
+
+def load_or_create_api_key(data_dir: Path) -> str:
+    """The API key in ``data_dir``, created (0600) on first use."""
+    path = data_dir / API_KEY_FILE
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            return key
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = "mcpp_" + secrets.token_urlsafe(32)
+    fd = path.open("w", encoding="utf-8")
+    with fd:
+        path.chmod(0o600)
+        fd.write(key + "\n")
+    return key
+
+
+class ApiKeyMiddleware:
+    """Pure ASGI: refuses any request without the right key (constant-time comparison)."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.api_key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-api-key", b"")
+        auth = headers.get(b"authorization", b"")
+        if not given and auth.lower().startswith(b"bearer "):
+            given = auth[7:].strip()
+        if not given or not hmac.compare_digest(given, self.api_key):
+            body = {
+                "error": "unauthorized",
+                "message": "missing or wrong API key",
+                "hint": "send X-API-Key with the key from the data dir's api_key file",
+            }
+            response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _error(exc: ProxyError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise InvalidArguments("request body too large")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise InvalidArguments(f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidArguments("request body must be a JSON object")
+    return body
+
+
+def build_rest_routes(gw: Gateway) -> list[Route]:
+    def handler(fn: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await fn(request)  # type: ignore[no-any-return]
+            except ProxyError as exc:
+                return _error(exc)
+
+        return endpoint
+
+    async def status(request: Request) -> Response:
+        servers = server_listing(gw)
+        counts: dict[str, int] = {}
+        for s in servers:
+            counts[s["state"]] = counts.get(s["state"], 0) + 1
+        return JSONResponse(
+            {
+                "version": __version__,
+                "listen": gw.settings.listen,
+                "data_dir": str(gw.data_dir),
+                "config_path": str(gw.config_path) if gw.config_path else None,
+                "uptime_s": round(time.time() - gw.started_at, 1),
+                "tools_indexed": len(gw.index),
+                "all_attempted": gw.all_attempted(),
+                "states": counts,
+                "servers": servers,
+                "config_error": gw.last_config_error.to_dict() if gw.last_config_error else None,
+            }
+        )
+
+    async def list_servers(request: Request) -> Response:
+        return JSONResponse({"servers": server_listing(gw)})
+
+    async def add_server(request: Request) -> Response:
+        body = await _json_body(request)
+        name = body.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError("'name' is required", key="name")
+        spec = await gw.state.add(spec_from_entry(name, body))
+        return JSONResponse({"added": name, "server": spec.to_config()}, status_code=201)
+
+    async def get_server(request: Request) -> Response:
+        name = request.path_params["name"]
+        gw.state.get(name)
+        item = next(s for s in server_listing(gw) if s["name"] == name)
+        item["config"] = gw.state.get(name).to_config()
+        return JSONResponse(item)
+
+    async def update_server(request: Request) -> Response:
+        spec = await gw.state.update(request.path_params["name"], await _json_body(request))
+        return JSONResponse({"updated": spec.name, "server": spec.to_config()})
+
+    async def delete_server(request: Request) -> Response:
+        await gw.state.remove(request.path_params["name"])
+        return JSONResponse({"removed": request.path_params["name"]})
+
+    async def server_action(request: Request) -> Response:
+        name, action = request.path_params["name"], request.path_params["action"]
+        if action in ("enable", "disable"):
+            await gw.enable(name, action == "enable")
+        elif action == "restart":
+            gw.restart(name)
+        else:
+            raise InvalidArguments(f"unknown action '{action}'", hint="enable, disable or restart")
+        return JSONResponse({"server": name, "action": action})
+
+    async def server_logs(request: Request) -> Response:
+        name = request.path_params["name"]
+        offset = request.query_params.get("offset")
+        if offset is not None:
+            path = gw.server_log(name)
+            data, end = await _read_from(path, int(offset))
+            return JSONResponse({"server": name, "offset": end, "text": data})
+        lines = int(request.query_params.get("lines", "50"))
+        path = gw.server_log(name)
+        size = (await anyio.Path(path).stat()).st_size if await anyio.Path(path).exists() else 0
+        return JSONResponse({"server": name, "lines": await tail_lines(gw, name, lines), "offset": size})
+
+    async def list_tools(request: Request) -> Response:
+        server = request.query_params.get("server")
+        entries = [e for e in gw.catalog if server is None or e.server == server]
+        return JSONResponse({"tools": describe_entries(entries), "count": len(entries)})
+
+    async def get_tool(request: Request) -> Response:
+        entry = gw.resolve(f"{request.path_params['server']}:{request.path_params['tool']}")
+        return JSONResponse(describe_entries([entry])[0])
+
+    async def search(request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        if not query.strip():
+            raise InvalidArguments("'q' is required")
+        limit = max(1, min(100, int(request.query_params.get("limit", gw.settings.tools_limit))))
+        flags = {
+            k: request.query_params.get(k) in ("1", "true")
+            for k in ("read_only_only", "exclude_destructive", "exclude_open_world")
+        }
+        results = gw.search(query, limit, SearchFilters(**flags))
+        tools = describe_entries([r.entry for r in results])
+        for item, r in zip(tools, results, strict=True):
+            item["score"] = round(r.score, 4)
+        return JSONResponse({"query": query, "tools": tools})
+
+    async def call(request: Request) -> Response:
+        body = await _json_body(request)
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise InvalidArguments("'name' is required ('server:tool')")
+        args = body.get("args") or {}
+        if not isinstance(args, dict):
+            raise InvalidArguments("'args' must be an object")
+        tier_name = body.get("tier")
+        tier = None
+        if tier_name is not None:
+            try:
+                tier = Tier[str(tier_name).upper()]
+            except KeyError:
+                raise InvalidArguments("'tier' is read, write or destructive") from None
+        client = request.client.host if request.client else None
+        result = await gw.call_tool(name, args, CallContext(via="rest", tier=tier, client=client))
+        return JSONResponse(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+    return [
+        Route("/status", handler(status), methods=["GET"]),
+        Route("/servers", handler(list_servers), methods=["GET"]),
+        Route("/servers", handler(add_server), methods=["POST"]),
+        Route("/servers/{name}", handler(get_server), methods=["GET"]),
+        Route("/servers/{name}", handler(update_server), methods=["PATCH"]),
+        Route("/servers/{name}", handler(delete_server), methods=["DELETE"]),
+        Route("/servers/{name}/logs", handler(server_logs), methods=["GET"]),
+        Route("/servers/{name}/{action}", handler(server_action), methods=["POST"]),
+        Route("/tools", handler(list_tools), methods=["GET"]),
+        Route("/tools/{server}/{tool:path}", handler(get_tool), methods=["GET"]),
+        Route("/search", handler(search), methods=["GET"]),
+        Route("/call", handler(call), methods=["POST"]),
+    ]
+
+
+async def _read_from(path: Path, offset: int) -> tuple[str, int]:
+    def read() -> tuple[str, int]:
+        if not path.exists():
+            return "", 0
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            start = offset if 0 <= offset <= size else max(0, size - 64 * 1024)
+            fh.seek(start)
+            data = fh.read(1024 * 1024)
+        return data.decode("utf-8", errors="replace"), start + len(data)
+
+    return await anyio.to_thread.run_sync(read)

@@ -1,0 +1,425 @@
+"""The composition root: one gateway owns the store, the pool, the catalog and the index.
+
+``Gateway.call_tool`` is the one pipeline every tool call goes through, whoever makes it
+(the MCP proxy tools, direct mode, the REST API, later code execution)::
+
+    route (catalog) -> policy (tier, arguments) -> upstream (live session) -> filters (truncate)
+
+Each step raises a ``ProxyError`` to stop the chain; nothing is signalled with flags.
+
+Lifecycle: ``async with Gateway(settings, config_path=...) as gw`` opens the data dir and
+the SQLite store, rebuilds the search index from the last known tool lists (so search works
+at once after a restart, before servers reconnect), starts every server in parallel
+(returning before any of them is connected), and watches the config file. Leaving the
+block stops the watcher, closes every upstream session and flushes the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from mcpproxy.config.loader import load_settings
+from mcpproxy.config.watch import ConfigWatcher
+from mcpproxy.errors import ConfigError, ProxyError
+from mcpproxy.filters.truncate import Page, ResponseCache, truncate_result
+from mcpproxy.policy.arguments import validate_arguments
+from mcpproxy.policy.tiers import check_tier
+from mcpproxy.routing.catalog import Catalog, Tier, ToolEntry
+from mcpproxy.search.base import ToolDoc
+from mcpproxy.search.bm25 import BM25Index
+from mcpproxy.settings import ServerSpec, Settings
+from mcpproxy.state import StateService
+from mcpproxy.store.db import Store
+from mcpproxy.store.tools import ToolStore
+from mcpproxy.upstream.base import CallOptions, ServerStatus, UpstreamState
+from mcpproxy.upstream.pool import UpstreamPool
+from mcpproxy.upstream.session import server_log_path
+
+logger = logging.getLogger(__name__)
+
+STATS_BUFFER = 10_000
+"""Call statistics wait here for the store's writer; past this the newest are dropped, never the call."""
+
+DB_FILE_NAME = "mcpproxy.db"
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling, and how.
+
+    Attributes:
+        via: ``mcp``, ``mcp-direct``, ``rest``, ``stdio`` (later ``code``).
+        tier: The tier the caller asked for (``None``: no tier check, e.g. direct mode).
+        client: Client name or address, when known.
+        request_id: Correlation id of the call.
+        meta: ``_meta`` to pass upstream (trace context).
+    """
+
+    via: str
+    tier: Tier | None = None
+    client: str | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    meta: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    entry: ToolEntry
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    read_only_only: bool = False
+    exclude_destructive: bool = False
+    exclude_open_world: bool = False
+    servers: frozenset[str] | None = None
+
+    def allows(self, entry: ToolEntry) -> bool:
+        if self.servers is not None and entry.server not in self.servers:
+            return False
+        if self.read_only_only and entry.tier is not Tier.READ:
+            return False
+        if self.exclude_destructive and entry.tier is Tier.DESTRUCTIVE:
+            return False
+        ann = entry.tool.annotations
+        # The spec's default for openWorldHint is true.
+        return not (self.exclude_open_world and (ann is None or ann.open_world_hint is not False))
+
+
+def tool_doc(server: str, tool: types.Tool) -> ToolDoc:
+    ann = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else {}
+    return ToolDoc(
+        server=server,
+        name=tool.name,
+        description=tool.description or "",
+        input_schema=dict(tool.input_schema or {}),
+        title=tool.title,
+        annotations=ann,
+    )
+
+
+ChangeListener = Callable[[], None]
+
+
+class Gateway:
+    """The running gateway.
+
+    Args:
+        settings: Validated settings.
+        config_path: The config file to persist changes to and watch (``None``: neither).
+        watch_config: Whether to reload the config file when it is edited.
+    """
+
+    def __init__(self, settings: Settings, *, config_path: Path | None = None, watch_config: bool = True) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.data_dir = settings.data_path
+        self.log_dir = self.data_dir / "logs"
+        self.catalog = Catalog()
+        self.index = BM25Index()
+        self.cache = ResponseCache()
+        self.started_at = time.time()
+        self._watch = watch_config and config_path is not None
+        self._watcher: ConfigWatcher | None = None
+        self._listeners: list[ChangeListener] = []
+        self._attempted: set[str] = set()
+        self._stack: AsyncExitStack | None = None
+        self._tg: TaskGroup | None = None
+        self._stats_send: MemoryObjectSendStream[tuple[str, str, bool, float]] | None = None
+        self._store: Store | None = None
+        self._tools: ToolStore | None = None
+        self._pool: UpstreamPool | None = None
+        self.last_config_error: ConfigError | None = None
+        self.entered = anyio.Event()
+        self._state_changed = anyio.Event()
+        self.state = StateService(settings, config_path, on_change=self._apply_servers, expect_write=self._expect_write)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        async with AsyncExitStack() as stack:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._store = await stack.enter_async_context(Store(self.data_dir / DB_FILE_NAME))
+            self._tools = ToolStore(self._store)
+            await self._load_snapshots()
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._tg.cancel_scope.cancel)
+            send, receive = anyio.create_memory_object_stream[tuple[str, str, bool, float]](STATS_BUFFER)
+            self._stats_send = send
+            self._tg.start_soon(self._write_stats, receive)
+            self._pool = await stack.enter_async_context(
+                UpstreamPool(self.settings, log_dir=self.log_dir, on_tools=self._on_tools, on_state=self._on_state)
+            )
+            for spec in self.settings.servers.values():
+                await self._pool.start(spec)
+            if self._watch:
+                assert self.config_path is not None
+                self._watcher = ConfigWatcher(
+                    self.config_path, self._on_config_change, self._on_config_error, load=self._reload_settings
+                )
+                await self._tg.start(self._watcher.run)
+            self._stack = stack.pop_all()
+        self.entered.set()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+    async def aclose(self) -> None:
+        stack, self._stack = self._stack, None
+        if self._stats_send is not None:
+            self._stats_send.close()
+        if stack is not None:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+
+    @property
+    def pool(self) -> UpstreamPool:
+        if self._pool is None:
+            raise RuntimeError("the gateway is not running")
+        return self._pool
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the gateway is not running")
+        return self._store
+
+    @property
+    def tool_store(self) -> ToolStore:
+        if self._tools is None:
+            raise RuntimeError("the gateway is not running")
+        return self._tools
+
+    # -- the pipeline -----------------------------------------------------------------------
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext) -> types.CallToolResult:
+        """Route, police, call and filter one tool call (see the module docstring)."""
+        started = time.perf_counter()
+        entry = self.resolve(name)
+        args = dict(arguments or {})
+        check_tier(entry, ctx.tier)
+        validate_arguments(entry, args)
+        upstream = self.pool.get(entry.server)
+        spec = upstream.spec
+        ok = False
+        try:
+            result = await upstream.call_tool(
+                entry.name, args, CallOptions(timeout=self.settings.call_timeout_for(spec), meta=ctx.meta)
+            )
+            ok = not result.is_error
+        finally:
+            self._record(entry, ok, (time.perf_counter() - started) * 1000)
+        return truncate_result(
+            result,
+            tool=entry.key,
+            limit=self.settings.tool_response_limit,
+            cache=self.cache,
+            keep_structured=entry.tool.output_schema is not None and ctx.via == "mcp-direct",
+        )
+
+    def resolve(self, name: str) -> ToolEntry:
+        return self.catalog.resolve(name, known_servers=self.settings.servers)
+
+    def read_cache(self, key: str, offset: int = 0, limit: int | None = None) -> Page:
+        return self.cache.read(key, offset, limit or self.settings.tool_response_limit or 20_000)
+
+    def search(self, query: str, limit: int, filters: SearchFilters | None = None) -> list[SearchResult]:
+        flt = filters or SearchFilters()
+
+        def allow(server: str, tool: str) -> bool:
+            entry = self.catalog.get(server, tool)
+            return entry is not None and flt.allows(entry)
+
+        hits = self.index.search(query, limit, allow=allow)
+        out: list[SearchResult] = []
+        for hit in hits:
+            entry = self.catalog.get(hit.server, hit.name)
+            if entry is not None:
+                out.append(SearchResult(entry, hit.score))
+        return out
+
+    # -- status -----------------------------------------------------------------------------
+
+    def statuses(self) -> list[ServerStatus]:
+        if self._pool is None:
+            return []
+        return self.pool.statuses()
+
+    def all_attempted(self) -> bool:
+        """Every enabled server has finished at least one connection attempt."""
+        enabled = {n for n, s in self.state.settings.servers.items() if s.enabled}
+        return enabled <= self._attempted
+
+    def server_log(self, name: str) -> Path:
+        self.state.get(name)
+        return server_log_path(self.log_dir, name)
+
+    def add_listener(self, listener: ChangeListener) -> None:
+        """``listener()`` is called whenever the visible tool set changes."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    # -- callbacks from the pool -----------------------------------------------------------
+
+    async def _on_tools(self, status: ServerStatus, tools: list[types.Tool]) -> None:
+        server = status.name
+        if self._pool is None or server not in self._pool:
+            return
+        self.catalog.replace_server(server, tools)
+        self.index.replace_server(server, [tool_doc(server, t) for t in tools], context=status.instructions or "")
+        self._notify()
+        try:
+            await self.tool_store.save_tools(
+                server, [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
+            )
+        except ProxyError as exc:
+            logger.error("cannot save the tools of %s: %s", server, exc)
+
+    def _on_state(self, status: ServerStatus) -> None:
+        if status.state in (UpstreamState.READY, UpstreamState.ERROR, UpstreamState.DISABLED):
+            self._attempted.add(status.name)
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
+
+    async def wait_state_change(self) -> None:
+        """Return at the next state change of any server."""
+        await self._state_changed.wait()
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def _record(self, entry: ToolEntry, ok: bool, ms: float) -> None:
+        if self._stats_send is None:
+            return
+        try:
+            self._stats_send.send_nowait((entry.server, entry.name, ok, ms))
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            logger.debug("call statistics buffer full; dropping one record")
+
+    async def _write_stats(self, receive: MemoryObjectReceiveStream[tuple[str, str, bool, float]]) -> None:
+        async with receive:
+            async for server, tool, ok, ms in receive:
+                try:
+                    await self.tool_store.record_call(server, tool, ok, ms)
+                except ProxyError as exc:
+                    logger.warning("cannot record call statistics: %s", exc)
+
+    # -- servers -----------------------------------------------------------------------------
+
+    async def _load_snapshots(self) -> None:
+        snapshots = await self.tool_store.load_tools()
+        for server, raw_tools in snapshots.items():
+            if server not in self.settings.servers:
+                await self.tool_store.delete_server(server)
+                continue
+            tools = []
+            for raw in raw_tools:
+                try:
+                    tools.append(types.Tool.model_validate(raw))
+                except ValueError:
+                    continue
+            self.catalog.replace_server(server, tools)
+            self.index.replace_server(server, [tool_doc(server, t) for t in tools])
+        logger.info("search index rebuilt from the store: %d tools", len(self.index))
+
+    async def _apply_servers(self, old: dict[str, ServerSpec], new: dict[str, ServerSpec]) -> None:
+        pool = self.pool
+        self.settings = self.settings.model_copy(update={"servers": dict(new)})
+        for name in sorted(old.keys() - new.keys()):
+            pool.stop(name)
+            self._attempted.discard(name)
+            self.catalog.remove_server(name)
+            self.index.remove_server(name)
+            await self.tool_store.delete_server(name)
+            logger.info("server %s removed", name)
+        for name in sorted(new.keys() - old.keys()):
+            await pool.start(new[name])
+            logger.info("server %s added", name)
+        for name in sorted(new.keys() & old.keys()):
+            if new[name] != old[name]:
+                self._attempted.discard(name)
+                if not new[name].enabled:
+                    self.catalog.remove_server(name)
+                    self.index.remove_server(name)
+                pool.update(new[name])
+                logger.info("server %s updated", name)
+        self._notify()
+
+    async def enable(self, name: str, enabled: bool) -> ServerSpec:
+        return await self.state.set_enabled(name, enabled)
+
+    def restart(self, name: str) -> None:
+        self.state.get(name)
+        self._attempted.discard(name)
+        self.pool.restart(name)
+
+    # -- config file -------------------------------------------------------------------------
+
+    def _expect_write(self, content: bytes) -> None:
+        if self._watcher is not None:
+            self._watcher.expect(content)
+
+    def _reload_settings(self) -> Settings:
+        assert self.config_path is not None
+        return load_settings(self.config_path, env=os.environ)
+
+    async def _on_config_change(self, settings: Settings) -> None:
+        self.last_config_error = None
+        changed = [
+            f
+            for f in type(settings).model_fields
+            if f != "servers" and getattr(settings, f) != getattr(self.settings, f)
+        ]
+        if changed:
+            logger.warning("config: %s changed; restart mcpproxy to apply", ", ".join(changed))
+        logger.info("config file changed; applying")
+        await self.state.apply_file(settings)
+
+    async def _on_config_error(self, error: ConfigError) -> None:
+        self.last_config_error = error
+        logger.error("config file refused, the running config stays: %s", error)
+
+
+def describe_entries(entries: Sequence[ToolEntry]) -> list[dict[str, Any]]:
+    """Full descriptions of tools (``describe_tool``, REST)."""
+    out = []
+    for entry in entries:
+        tool = entry.tool
+        item: dict[str, Any] = {
+            "name": entry.key,
+            "server": entry.server,
+            "tool": entry.name,
+            "description": tool.description or "",
+            "input_schema": entry.input_schema,
+            "annotations": entry.annotations_dict(),
+            "tier": entry.tier.label,
+            "call_with": entry.tier.call_tool,
+        }
+        if tool.title:
+            item["title"] = tool.title
+        if tool.output_schema is not None:
+            item["output_schema"] = tool.output_schema
+        out.append(item)
+    return out

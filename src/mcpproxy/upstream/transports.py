@@ -1,0 +1,80 @@
+"""Opening a transport to one upstream: stdio, streamable HTTP or legacy SSE.
+
+Each builder returns the SDK's own transport (an async context manager yielding a read and
+a write stream); the session layer wraps the read stream to learn when it ends. JSON-RPC
+framing is never re-implemented here.
+
+Security: a stdio server gets an environment built from a short allowlist of the proxy's
+own variables plus the ``env`` of its config entry, never the proxy's whole environment
+(which may hold API keys of other servers). Its stderr goes to its own log file.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractAsyncContextManager
+from typing import TextIO
+
+import httpx2
+from mcp.client._transport import TransportStreams
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcpproxy.settings import ServerSpec
+
+ENV_ALLOWLIST = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+"""Variables of the proxy's environment a stdio server inherits; everything else it must be given."""
+
+SSE_READ_TIMEOUT = 300.0
+"""Seconds an SSE stream may stay silent before the SDK drops it (servers send keep-alives)."""
+
+
+def stdio_environment(spec: ServerSpec, ambient: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a stdio server starts with: the allowlist plus its own ``env``."""
+    source = os.environ if ambient is None else ambient
+    env = {key: source[key] for key in ENV_ALLOWLIST if key in source and not source[key].startswith("()")}
+    env.update(spec.env)
+    return env
+
+
+def open_transport(
+    spec: ServerSpec,
+    *,
+    connect_timeout: float,
+    errlog: TextIO,
+    http_client: httpx2.AsyncClient | None = None,
+) -> AbstractAsyncContextManager[TransportStreams]:
+    """The SDK transport for ``spec``.
+
+    Args:
+        spec: The server entry.
+        connect_timeout: Seconds for HTTP connect/write operations.
+        errlog: Where a stdio server's stderr goes (a real file: the child writes to it).
+        http_client: The HTTP client to reuse for an HTTP server (one per upstream).
+    """
+    if spec.transport == "stdio":
+        assert spec.command is not None
+        params = StdioServerParameters(
+            command=spec.command,
+            args=list(spec.args),
+            env=stdio_environment(spec),
+            cwd=spec.working_dir,
+        )
+        return stdio_client(params, errlog=errlog)
+    assert spec.url is not None
+    if spec.transport == "sse":
+        return sse_client(
+            spec.url,
+            headers=dict(spec.headers),
+            timeout=connect_timeout,
+            sse_read_timeout=SSE_READ_TIMEOUT,
+        )
+    return streamable_http_client(spec.url, http_client=http_client)
+
+
+def new_http_client(spec: ServerSpec, *, connect_timeout: float) -> httpx2.AsyncClient:
+    """One pooled HTTP client per HTTP upstream, kept for the life of its session."""
+    timeout = httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT)
+    return create_mcp_http_client(headers=dict(spec.headers), timeout=timeout)
