@@ -189,8 +189,7 @@ class Gateway:
         if self._stats_send is not None:
             self._stats_send.close()
         if stack is not None:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
+            await stack.aclose()
 
     @property
     def pool(self) -> UpstreamPool:

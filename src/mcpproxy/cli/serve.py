@@ -10,7 +10,9 @@ is given.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+from functools import partial
 from typing import Any
 
 import anyio
@@ -84,23 +86,41 @@ def _uvicorn(gateway: Gateway, settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+def bind_socket(settings: Settings) -> socket.socket:
+    """Bind the listening socket ourselves, so a taken port is a clear error before anything starts."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+    # socket says TCP; without it every response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 async def _serve_http(env: Env, settings: Settings, watch: bool) -> None:
+    sock = bind_socket(settings)
     gateway = Gateway(settings, config_path=env.config_path, watch_config=watch)
     server = _uvicorn(gateway, settings)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_progress, gateway, server)
-        await server.serve()
-        tg.cancel_scope.cancel()
-    if not server.started:
-        raise OSError(f"the HTTP server did not start on {settings.listen}")
+    with sock:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_progress, gateway, server)
+            await server.serve(sockets=[sock])
+            tg.cancel_scope.cancel()
 
 
 async def _serve_stdio(env: Env, settings: Settings, with_http: bool, watch: bool) -> None:
     gateway = Gateway(settings, config_path=env.config_path, watch_config=watch)
     if with_http:
+        sock = bind_socket(settings)
         server = _uvicorn(gateway, settings)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
+            tg.start_soon(partial(server.serve, sockets=[sock]))
             await gateway.entered.wait()
             await _run_stdio(gateway)
             server.should_exit = True

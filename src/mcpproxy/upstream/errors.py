@@ -62,6 +62,9 @@ def is_connection_loss(exc: BaseException) -> bool:
 
 def translate(server: str, exc: BaseException, *, timeout: float | None = None) -> ProxyError:
     """The gateway error for a foreign exception raised while talking to ``server``."""
+    # A transport's task group wraps the error that ended it; the first one is the cause.
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
     if isinstance(exc, ProxyError):
         return exc
     reason = describe(exc)
@@ -97,10 +100,9 @@ def map_upstream_errors(server: str, *, timeout: float | None = None) -> Iterato
         raise
     except (MCPError, TimeoutError, ValidationError, ValueError, RuntimeError, *_TRANSPORT_ERRORS) as exc:
         raise translate(server, exc, timeout=timeout) from exc
-    except BaseExceptionGroup as group:
-        # A transport's task group may wrap a single foreign error; unwrap it, never cancellation.
-        if group.subgroup(anyio.get_cancelled_exc_class()) is not None:
-            raise
+    except ExceptionGroup as group:
+        # A transport's task group may wrap a single foreign error; unwrap it. A group holding
+        # cancellation, KeyboardInterrupt or SystemExit is a BaseExceptionGroup and passes through.
         raise translate(server, group, timeout=timeout) from group
 
 

@@ -60,8 +60,9 @@ class UpstreamPool:
         if tg is None:
             return
         tg.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await tg.__aexit__(None, None, None)
+        # Exited directly (not under a shield scope of our own): the task group's cancel scope
+        # must be the innermost one of this task when it exits. Sessions shield their own teardown.
+        await tg.__aexit__(None, None, None)
         self._servers.clear()
 
     def __contains__(self, name: str) -> bool:
