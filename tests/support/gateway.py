@@ -65,20 +65,20 @@ class GatewayHandle:
     def api_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}
 
-    async def wait_state(self, name: str, *states: UpstreamState, timeout: float = READY_TIMEOUT) -> None:
+    async def wait_state(self, name: str, *states: UpstreamState, within: float = READY_TIMEOUT) -> None:
         """Wait until server ``name`` is in one of ``states``."""
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while True:
                 status = {s.name: s for s in self.gateway.statuses()}.get(name)
                 if status is not None and status.state in states:
                     return
                 await self.gateway.wait_state_change()
 
-    async def wait_ready(self, *names: str, timeout: float = READY_TIMEOUT) -> None:
+    async def wait_ready(self, *names: str, within: float = READY_TIMEOUT) -> None:
         for name in names:
-            await self.wait_state(name, UpstreamState.READY, timeout=timeout)
+            await self.wait_state(name, UpstreamState.READY, within=within)
 
-    async def wait_for(self, predicate: Any, *, timeout: float = READY_TIMEOUT, what: str = "condition") -> None:
+    async def wait_for(self, predicate: Any, *, within: float = READY_TIMEOUT, what: str = "condition") -> None:
         """Wait until ``predicate()`` is true, re-checking at each state or tool-list change."""
         changed = anyio.Event()
 
@@ -87,13 +87,13 @@ class GatewayHandle:
 
         self.gateway.add_listener(poke)
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(within):
                 while not predicate():
                     with anyio.move_on_after(0.2):
                         await changed.wait()
                     changed = anyio.Event()
         except TimeoutError:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+            raise AssertionError(f"timed out after {within} s waiting for {what}") from None
 
 
 @asynccontextmanager

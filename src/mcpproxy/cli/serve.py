@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from mcpproxy.app import build_app
 from mcpproxy.cli.common import EXIT_INVALID, Env, fail, fail_proxy
+from mcpproxy.config.fields import SETTING_FIELDS
 from mcpproxy.endpoints.mcp_server import build_retrieve_server
 from mcpproxy.errors import ProxyError
 from mcpproxy.gateway import Gateway
@@ -39,18 +41,26 @@ PROGRESS_WINDOW = 60.0
 _STYLE = {"ready": "green", "connecting": "yellow", "backoff": "red", "error": "red", "disabled": "dim"}
 
 
+def setting_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One option per global setting, from the settings table (``data_dir`` is a global option)."""
+    for row in reversed(SETTING_FIELDS):
+        if row.name == "data_dir":
+            continue
+        kind: Any = click.Choice(row.choices) if row.choices else row.python_type
+        command = click.option(row.flag, row.name, type=kind, default=None, metavar=row.name.upper(),
+                               help=f"{row.description.replace('``', '')} [env {row.env}]")(command)
+    return command
+
+
 @click.command()
-@click.option("--listen", metavar="HOST:PORT", help="Address of the HTTP endpoint (default 127.0.0.1:8080).")
+@setting_options
 @click.option("--stdio", "use_stdio", is_flag=True, help="Serve one MCP client over stdin/stdout.")
 @click.option("--no-watch", is_flag=True, help="Do not reload the config file when it changes.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.pass_obj
-def serve(env: Env, listen: str | None, use_stdio: bool, no_watch: bool, log_level: str | None) -> None:
+def serve(env: Env, /, use_stdio: bool, no_watch: bool, **flags: Any) -> None:
     """Run the gateway."""
-    if listen:
-        env.overrides["listen"] = listen
-    if log_level:
-        env.overrides["log_level"] = log_level
+    listen = flags.get("listen")
+    env.overrides.update({name: value for name, value in flags.items() if value is not None})
     try:
         settings = env.settings()
     except ProxyError as exc:

@@ -113,3 +113,17 @@ SETTING_FIELDS: tuple[SettingField, ...] = _build()
 
 FIELDS_BY_NAME: typing.Mapping[str, SettingField] = types.MappingProxyType({f.name: f for f in SETTING_FIELDS})
 """``SETTING_FIELDS`` by field name."""
+
+
+def reference_markdown() -> str:
+    """The configuration reference table (README), generated from the settings table."""
+    lines = [
+        "| key | environment | flag | default | description |",
+        "|---|---|---|---|---|",
+    ]
+    for row in SETTING_FIELDS:
+        default = f"`{row.default}`"
+        choices = f" One of: {', '.join(f'`{c}`' for c in row.choices)}." if row.choices else ""
+        description = row.description.replace("``", "`").replace("\n", " ") + choices
+        lines.append(f"| `{row.name}` | `{row.env}` | `{row.flag}` | {default} | {description} |")
+    return "\n".join(lines) + "\n"
