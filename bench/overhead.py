@@ -30,7 +30,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -68,8 +67,13 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 @contextmanager
 def process(argv: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, env={**os.environ, **QUIET, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        env={**os.environ, **QUIET, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -86,13 +90,22 @@ def stateless_call(client: httpx2.AsyncClient, url: str, tool: str) -> Call:
         "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
         "io.modelcontextprotocol/clientCapabilities": {},
     }
-    headers = {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool,
-               "accept": "application/json, text/event-stream", "content-type": "application/json"}
+    headers = {
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": tool,
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+    }
     counter = iter(range(1, 10**9))
 
     async def call() -> None:
-        body = {"jsonrpc": "2.0", "id": next(counter), "method": "tools/call",
-                "params": {"name": tool, "arguments": {"a": 1, "b": 2}, "_meta": meta}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": next(counter),
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": {"a": 1, "b": 2}, "_meta": meta},
+        }
         response = await client.post(url, content=json.dumps(body), headers=headers)
         if response.status_code != 200 or '"isError":true' in response.text:
             raise RuntimeError(f"{url} {tool}: {response.status_code} {response.text[:200]}")
@@ -123,22 +136,26 @@ async def measure(call: Call, calls: int, levels: list[int]) -> dict[str, float]
     samples.sort()
     out = {"p50": statistics.median(samples), "p99": samples[min(len(samples) - 1, int(len(samples) * 0.99))]}
     for level in levels:
-        done = 0
-        stop_at = time.monotonic() + LEVEL_SECONDS
-        total = calls
-
-        async def worker() -> None:
-            nonlocal done
-            while done < total and time.monotonic() < stop_at:
-                done += 1
-                await call()
-
-        started = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(level):
-                tg.start_soon(worker)
-        out[f"rps@{level}"] = done / (time.perf_counter() - started)
+        out[f"rps@{level}"] = await throughput(call, calls, level)
     return out
+
+
+async def throughput(call: Call, calls: int, level: int) -> float:
+    """Requests/s with ``level`` concurrent callers, ``calls`` in all (bounded by time too)."""
+    done = 0
+    stop_at = time.monotonic() + LEVEL_SECONDS
+
+    async def worker() -> None:
+        nonlocal done
+        while done < calls and time.monotonic() < stop_at:
+            done += 1
+            await call()
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(level):
+            tg.start_soon(worker)
+    return done / (time.perf_counter() - started)
 
 
 async def run(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
@@ -146,8 +163,9 @@ async def run(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
     rows: list[tuple[str, dict[str, float]]] = []
     up_port, proxy_port, peer_port = free_port(), free_port(), free_port()
     up_url = f"http://127.0.0.1:{up_port}/mcp"
-    with tempfile.TemporaryDirectory() as tmp, process(
-        [sys.executable, str(FIXTURE), "--transport", "http", "--port", str(up_port)]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        process([sys.executable, str(FIXTURE), "--transport", "http", "--port", str(up_port)]),
     ):
         wait_http(up_url)
         config = {
@@ -175,23 +193,48 @@ async def run(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
                     await anyio.sleep(0.2)
             limits = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
             async with httpx2.AsyncClient(limits=limits, timeout=30) as http:
-                rows.append(("stateless  direct -> upstream (HTTP)",
-                             await measure(stateless_call(http, up_url, "add"), args.calls, levels)))
-                rows.append(("stateless  via mcpproxy -> upstream (HTTP)",
-                             await measure(stateless_call(http, base + "/mcp/all", "http__add"), args.calls, levels)))
-                rows.append(("stateless  via mcpproxy -> upstream (stdio)",
-                             await measure(stateless_call(http, base + "/mcp/all", "stdio__add"), args.calls, levels)))
+                rows.append(
+                    (
+                        "stateless  direct -> upstream (HTTP)",
+                        await measure(stateless_call(http, up_url, "add"), args.calls, levels),
+                    )
+                )
+                rows.append(
+                    (
+                        "stateless  via mcpproxy -> upstream (HTTP)",
+                        await measure(stateless_call(http, base + "/mcp/all", "http__add"), args.calls, levels),
+                    )
+                )
+                rows.append(
+                    (
+                        "stateless  via mcpproxy -> upstream (stdio)",
+                        await measure(stateless_call(http, base + "/mcp/all", "stdio__add"), args.calls, levels),
+                    )
+                )
             async with Client(up_url, mode="legacy") as direct:
-                rows.append(("handshake  direct -> upstream (HTTP)", await measure(session_call(direct, "add"),
-                                                                                  args.calls, levels)))
+                rows.append(
+                    (
+                        "handshake  direct -> upstream (HTTP)",
+                        await measure(session_call(direct, "add"), args.calls, levels),
+                    )
+                )
             async with Client(base + "/mcp/all", mode="legacy") as proxied:
-                rows.append(("handshake  via mcpproxy -> upstream (HTTP)",
-                             await measure(session_call(proxied, "http__add"), args.calls, levels)))
-            stdio = StdioServerParameters(command=sys.executable, args=[str(FIXTURE), "--transport", "stdio"],
-                                          env=QUIET)
+                rows.append(
+                    (
+                        "handshake  via mcpproxy -> upstream (HTTP)",
+                        await measure(session_call(proxied, "http__add"), args.calls, levels),
+                    )
+                )
+            stdio = StdioServerParameters(
+                command=sys.executable, args=[str(FIXTURE), "--transport", "stdio"], env=QUIET
+            )
             async with Client(stdio, mode="legacy") as direct_stdio:
-                rows.append(("handshake  direct -> upstream (stdio, SDK client)",
-                             await measure(session_call(direct_stdio, "add"), args.calls, levels)))
+                rows.append(
+                    (
+                        "handshake  direct -> upstream (stdio, SDK client)",
+                        await measure(session_call(direct_stdio, "add"), args.calls, levels),
+                    )
+                )
             if args.peer:
                 peer_script = (
                     "import sys\nfrom fastmcp.server import create_proxy\n"
@@ -202,9 +245,12 @@ async def run(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
                     peer_url = f"http://127.0.0.1:{peer_port}/mcp"
                     wait_http(peer_url)
                     async with httpx2.AsyncClient(limits=limits, timeout=30) as http:
-                        rows.append(("stateless  via FastMCP create_proxy (peer)",
-                                     await measure(stateless_call(http, peer_url, "add"), min(args.calls, 300),
-                                                   levels)))
+                        rows.append(
+                            (
+                                "stateless  via FastMCP create_proxy (peer)",
+                                await measure(stateless_call(http, peer_url, "add"), min(args.calls, 300), levels),
+                            )
+                        )
     return rows
 
 
@@ -220,8 +266,12 @@ def main() -> None:
     for col in ("p50 ms", "p99 ms", *(f"req/s @{lvl}" for lvl in args.levels.split(","))):
         table.add_column(col, justify="right")
     for name, figures in rows:
-        table.add_row(name, f"{figures['p50']:.2f}", f"{figures['p99']:.2f}",
-                      *(f"{figures[f'rps@{lvl}']:.0f}" for lvl in args.levels.split(",")))
+        table.add_row(
+            name,
+            f"{figures['p50']:.2f}",
+            f"{figures['p99']:.2f}",
+            *(f"{figures[f'rps@{lvl}']:.0f}" for lvl in args.levels.split(",")),
+        )
     Console(width=150).print(table)
 
 

@@ -8,7 +8,7 @@ REST API answers with the right status), and a message that says what to do next
 
     ProxyError                      -32070  500
     ├── ConfigError                 -32080  400   bad config file or value
-    ├── NotFound                    -32071  404
+    ├── NotFound                    -32078  404   base of the three below
     │   ├── UnknownServer           -32071  404
     │   ├── UnknownTool             -32072  404
     │   └── CacheMiss               -32076  404   read_cache key unknown or expired
@@ -91,7 +91,7 @@ class ConfigError(ProxyError):
 
 
 class NotFound(ProxyError):
-    code = -32071
+    code = -32078
     http_status = 404
     kind = "not_found"
 

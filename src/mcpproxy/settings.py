@@ -22,6 +22,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -103,7 +104,7 @@ class ServerSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not SERVER_NAME_RE.match(value):
+        if not SERVER_NAME_RE.fullmatch(value):
             raise ValueError(
                 "server names use letters, digits, '_', '-' and '.', start with a letter or digit, "
                 "and are at most 64 characters"
@@ -142,7 +143,7 @@ class ServerSpec(BaseModel):
             if raw.get("command"):
                 raw["transport"] = "stdio"
             elif isinstance(raw.get("url"), str):
-                raw["transport"] = "sse" if raw["url"].rstrip("/").endswith("/sse") else "http"
+                raw["transport"] = "sse" if _url_means_sse(raw["url"]) else "http"
             else:
                 raise ValueError("a server needs either 'command' (stdio) or 'url' (HTTP or SSE)")
         if isinstance(raw.get("args"), list):
@@ -178,8 +179,8 @@ class ServerSpec(BaseModel):
                 out["working_dir"] = self.working_dir
         else:
             out["url"] = self.url
-            if self.transport == "sse" and not (self.url or "").rstrip("/").endswith("/sse"):
-                out["type"] = "sse"
+            if self.transport != ("sse" if _url_means_sse(self.url or "") else "http"):
+                out["type"] = self.transport
             if self.headers:
                 out["headers"] = dict(self.headers)
         if not self.enabled:
@@ -195,6 +196,15 @@ class ServerSpec(BaseModel):
         if self.description:
             out["description"] = self.description
         return out
+
+
+def _url_means_sse(url: str) -> bool:
+    """Whether a URL without a declared type is a legacy SSE endpoint (its path ends in ``/sse``)."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        path = url
+    return path.rstrip("/").endswith("/sse")
 
 
 class Settings(BaseModel):

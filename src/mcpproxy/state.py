@@ -146,7 +146,9 @@ class StateService:
             except (OSError, ValueError):
                 logger.warning("config file %s unreadable; rewriting it from the running config", self.config_path)
                 raw = {}
-        old_entries = raw.get("mcpServers") if isinstance(raw.get("mcpServers"), dict) else {}
+        # The file may spell the key "servers" (settings accept both); it is rewritten as "mcpServers".
+        file_key = "mcpServers" if "mcpServers" in raw else "servers"
+        old_entries = raw.get(file_key) if isinstance(raw.get(file_key), dict) else {}
         assert isinstance(old_entries, dict)
         entries: dict[str, Any] = {}
         for name, spec in servers.items():

@@ -35,6 +35,7 @@ NOTES_TOOLS = {
     "slow",
     "crash",
     "env_var",
+    "fail",
     "add_tool",
     "remove_tool",
 }

@@ -78,7 +78,10 @@ class ResponseCache:
 
     def _evict(self) -> None:
         now = time.monotonic()
-        while self._entries:
+        # The newest entry always stays readable, even alone over the size bound (until it expires).
+        while len(self._entries) > 1 or (
+            self._entries and now - next(iter(self._entries.values())).created > self._ttl
+        ):
             key, entry = next(iter(self._entries.items()))
             if self._chars <= self._max_chars and now - entry.created <= self._ttl:
                 break
@@ -100,10 +103,17 @@ class ResponseCache:
 
 
 def _text_size(result: types.CallToolResult) -> int:
-    size = sum(len(block.text) for block in result.content if isinstance(block, types.TextContent))
+    """Characters the model reads: the text blocks, or the structured content when there is no text.
+
+    Servers that return structured content mirror it in a text block (the spec asks them to),
+    so counting both would truncate results that fit.
+    """
+    texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
+    if texts:
+        return sum(len(text) for text in texts)
     if result.structured_content is not None:
-        size += len(json.dumps(result.structured_content, ensure_ascii=False))
-    return size
+        return len(json.dumps(result.structured_content, ensure_ascii=False))
+    return 0
 
 
 def truncate_result(

@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from mcpproxy.errors import InvalidArguments
 from mcpproxy.routing.catalog import ToolEntry
@@ -31,7 +33,9 @@ def _validator(schema_json: str) -> Validator | None:
     except SchemaError:
         # A server with a broken schema is still usable: the upstream validates for itself.
         return None
-    validator: Validator = cls(schema, format_checker=None)
+    # An empty registry: jsonschema's default one fetches remote $refs with a blocking urlopen,
+    # which would let any upstream make the gateway request URLs of its choosing.
+    validator: Validator = cls(schema, format_checker=None, registry=Registry())
     return validator
 
 
@@ -45,7 +49,11 @@ def validate_arguments(entry: ToolEntry, arguments: Mapping[str, Any]) -> None:
     validator = _validator(json.dumps(entry.input_schema, sort_keys=True))
     if validator is None:
         return
-    errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(map(str, e.absolute_path)))
+    try:
+        errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(map(str, e.absolute_path)))
+    except Unresolvable:
+        # A dangling or remote $ref is a broken schema too: leave the checking to the upstream.
+        return
     if not errors:
         return
     problems = [f"{_where(e)}: {e.message}" for e in errors[:MAX_REPORTED_ERRORS]]

@@ -74,10 +74,12 @@ class ToolEntry:
 
 
 def split_name(name: str) -> tuple[str, str]:
-    """``server:tool`` or ``server__tool`` -> ``(server, tool)``."""
-    for sep in (":", "__"):
-        server, found, tool = name.partition(sep)
-        if found and server and tool:
+    """``server:tool`` or ``server__tool`` -> ``(server, tool)``, split at the first separator."""
+    cuts = [(at, len(sep)) for sep in (":", "__") if (at := name.find(sep)) >= 0]
+    if cuts:
+        at, width = min(cuts)
+        server, tool = name[:at], name[at + width :]
+        if server and tool:
             return server, tool
     raise UnknownTool(
         f"'{name}' is not a tool name of the form server:tool",
