@@ -200,11 +200,15 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         if not query.strip():
             raise InvalidArguments("'q' is required")
         limit = max(1, min(100, int(request.query_params.get("limit", gw.settings.tools_limit))))
-        flags = {
-            k: request.query_params.get(k) in ("1", "true")
-            for k in ("read_only_only", "exclude_destructive", "exclude_open_world")
-        }
-        results = gw.search(query, limit, SearchFilters(**flags))
+        def flag(name: str) -> bool:
+            return request.query_params.get(name) in ("1", "true")
+
+        filters = SearchFilters(
+            read_only_only=flag("read_only_only"),
+            exclude_destructive=flag("exclude_destructive"),
+            exclude_open_world=flag("exclude_open_world"),
+        )
+        results = gw.search(query, limit, filters)
         tools = describe_entries([r.entry for r in results])
         for item, r in zip(tools, results, strict=True):
             item["score"] = round(r.score, 4)
