@@ -1,0 +1,476 @@
+"""The default tool index: two-level fielded BM25 in pure Python.
+
+A tool is scored on two levels. Its own fields (name, title, description, parameter names,
+parameter descriptions) form one BM25F document: each field's term frequency is length-normalised
+against that field's average, weighted, and summed before a single saturation, so a word found in
+the name and the description is not counted twice over. Its server (server name and the
+``context`` string given to ``replace_server``) forms a second, server-level BM25F document, scored
+against the other servers; a share of that score is added to every tool of the server. The server
+level is what lets "save it as a Word document" reach ``add_paragraph`` on a server described as a
+Word editor, and it costs one posting per server instead of one per tool.
+
+Updates are incremental and exact. Postings keep raw term frequencies, each tagged with a slot of
+a small table holding ``weight / (1 - b + b * length / average)`` for every (field, length) in use.
+Replacing a server edits that server's postings and recomputes the table (a few hundred entries), so
+averages and document counts are always those of the current contents, and IDF is computed at
+query time. (Storing finished per-posting impacts instead would tie every posting to the current
+averages: any update would have to re-weight the whole index.) A term's posting groups the
+documents that share frequencies and field lengths, so a query computes each contribution once per
+group and then only adds floats into a list indexed by tool id. Per tool, a score is summed in
+query-term order and ties are broken by tool key, so results are a function of the index contents
+alone, whatever the order of updates. The engine was chosen by measurement against SQLite FTS5 and
+bm25s; see docs/search.md.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import operator
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeGuard, TypeVar
+
+from mcpproxy.search.base import Allow, Hit, ToolDoc
+from mcpproxy.search.expand import query_terms
+from mcpproxy.search.tokenize import tokenize
+
+__all__ = [
+    "CONTEXT_WEIGHT",
+    "DESCRIPTION_WEIGHT",
+    "NAME_WEIGHT",
+    "PARAM_DESCRIPTION_WEIGHT",
+    "PARAM_NAME_WEIGHT",
+    "SERVER_NAME_WEIGHT",
+    "SERVER_SHARE",
+    "TITLE_WEIGHT",
+    "BM25Index",
+    "FieldWeights",
+    "schema_text",
+]
+
+K1 = 1.2
+"""Term-frequency saturation (the usual BM25 value)."""
+
+NAME_WEIGHT = 3.0
+"""Tool names are a handful of words chosen to say what the tool does: the strongest signal."""
+TITLE_WEIGHT = 2.0
+"""A human title restates the name in words, usually as precisely."""
+DESCRIPTION_WEIGHT = 1.0
+"""The reference field: informative but wordy, often with usage notes that are off-topic."""
+PARAM_NAME_WEIGHT = 0.5
+"""Parameter names say what a tool works on (``timezone``, ``url``, ``path``), not what it does."""
+PARAM_DESCRIPTION_WEIGHT = 0.3
+"""Parameter descriptions are long and generic ("the path of the file"); a weak but useful hint."""
+SERVER_NAME_WEIGHT = 2.0
+"""Within the server document: the configured name is short and usually names the domain."""
+CONTEXT_WEIGHT = 1.0
+"""Within the server document: the server's description, as wordy as a tool description."""
+SERVER_SHARE = 0.5
+"""Share of a server's score added to each of its tools: enough to rank the right server's tools
+above a stray word match elsewhere, not enough to rank all of them above a tool that matches on
+its own fields."""
+
+# Length normalisation (BM25's b) per field: full for prose, mild for names, whose length says
+# little about how much of the name is on topic.
+_TOOL_B = (0.3, 0.3, 0.75, 0.5, 0.75)
+_SERVER_B = (0.3, 0.75)
+
+MAX_NORM_LENGTH = 4095
+"""Field lengths are clipped here for length normalisation (a longer field is simply "very long")."""
+_STRIDE = MAX_NORM_LENGTH + 1
+MAX_SCHEMA_DEPTH = 4
+MAX_SCHEMA_PARAMS = 128
+"""Bounds on the schema walk: deeper or wider schemas are data formats, not search hints."""
+MAX_QUERY_TERMS = 256
+"""Distinct query terms used (the first ones): bounds the cost of a document pasted as a query."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldWeights:
+    """Field weights of a ``BM25Index``; the defaults are the module constants.
+
+    A weight of 0 takes a field out of scoring.
+    """
+
+    name: float = NAME_WEIGHT
+    title: float = TITLE_WEIGHT
+    description: float = DESCRIPTION_WEIGHT
+    param_names: float = PARAM_NAME_WEIGHT
+    param_descriptions: float = PARAM_DESCRIPTION_WEIGHT
+    server_name: float = SERVER_NAME_WEIGHT
+    context: float = CONTEXT_WEIGHT
+    server_share: float = SERVER_SHARE
+
+
+_Pair = tuple[int, int]
+"""``(tf, slot)``: a term's frequency in one field, and the scale-table slot of (field, length)."""
+
+
+@dataclass(slots=True)
+class _Doc:
+    """An analysed document: its distinct terms, each one's ``(tf, slot)`` pairs, field lengths."""
+
+    terms: tuple[str, ...]
+    pairs: tuple[tuple[_Pair, ...], ...]
+    lengths: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class _Tool:
+    key: str
+    server: str
+    name: str
+
+
+K = TypeVar("K", int, str)
+
+
+class _Fielded(Generic[K]):
+    """BM25F postings of one level (tools, or servers), with live per-field averages.
+
+    A posting keeps raw ``(tf, slot)`` pairs, not scores: the length normalisation
+    ``weight / (1 - b + b * length / average)`` lives in ``scale``, one entry per (field, length)
+    in use, so an update recomputes a few hundred table entries instead of every posting. Within a
+    term's posting, documents are grouped by their pairs: documents with the same frequencies and
+    field lengths get the same contribution, so a query computes it once per group and then only
+    adds it to each member's score.
+    """
+
+    def __init__(self, weights: tuple[float, ...], bs: tuple[float, ...]) -> None:
+        self.weights = weights
+        self.bs = bs
+        self.postings: dict[str, dict[tuple[_Pair, ...], list[K]]] = {}
+        self.df: dict[str, int] = {}
+        self.docs: dict[K, _Doc] = {}
+        self.length_sums = [0] * len(weights)
+        self.length_counts: list[dict[int, int]] = [{} for _ in weights]
+        self.scale = [0.0] * (len(weights) * _STRIDE)
+        # One shared tuple per distinct pair list: documents repeat the same few thousand, and
+        # sharing them keeps memory per posting to a reference. Bounded by fields x tf x lengths.
+        self.interned: dict[tuple[_Pair, ...], tuple[_Pair, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def remove(self, ident: K) -> None:
+        doc = self.docs.pop(ident)
+        for term, pairs in zip(doc.terms, doc.pairs, strict=True):
+            groups = self.postings[term]
+            members = groups[pairs]
+            members.remove(ident)
+            if not members:
+                del groups[pairs]
+                if not groups:
+                    del self.postings[term]
+            self.df[term] -= 1
+            if not self.df[term]:
+                del self.df[term]
+        for f, length in enumerate(doc.lengths):
+            self.length_sums[f] -= length
+            counts = self.length_counts[f]
+            counts[length] -= 1
+            if not counts[length]:
+                del counts[length]
+
+    def add(self, ident: K, fields: Sequence[Sequence[str]]) -> None:
+        """Index one document given as the token lists of its fields."""
+        lengths = tuple(min(len(tokens), MAX_NORM_LENGTH) for tokens in fields)
+        by_term: dict[str, list[_Pair]] = {}
+        for f, tokens in enumerate(fields):
+            slot = f * _STRIDE + lengths[f]
+            for term, tf in Counter(tokens).items():
+                found = by_term.get(term)
+                if found is None:
+                    by_term[term] = [(tf, slot)]
+                else:
+                    found.append((tf, slot))
+        intern = self.interned.setdefault
+        doc = _Doc(tuple(by_term), tuple(intern(t := tuple(p), t) for p in by_term.values()), lengths)
+        self.docs[ident] = doc
+        for term, pairs in zip(doc.terms, doc.pairs, strict=True):
+            groups = self.postings.get(term)
+            if groups is None:
+                self.postings[term] = {pairs: [ident]}
+                self.df[term] = 1
+                continue
+            members = groups.get(pairs)
+            if members is None:
+                groups[pairs] = [ident]
+            else:
+                members.append(ident)
+            self.df[term] += 1
+        for f, length in enumerate(lengths):
+            self.length_sums[f] += length
+            counts = self.length_counts[f]
+            counts[length] = counts.get(length, 0) + 1
+
+    def settle(self) -> None:
+        """Bring the scale table in line with the current averages (after a batch of updates)."""
+        n = len(self.docs)
+        for f, (weight, b) in enumerate(zip(self.weights, self.bs, strict=True)):
+            average = self.length_sums[f] / n if n and self.length_sums[f] else 1.0
+            base = f * _STRIDE
+            for length in self.length_counts[f]:
+                self.scale[base + length] = weight / (1.0 - b + b * length / average)
+
+    def weighted_groups(self, terms: Sequence[str]) -> Iterator[tuple[float, list[K]]]:
+        """Per matching (term, group), in ``terms`` order: the group's ``idf * saturated(tf)``."""
+        n = len(self.docs)
+        scale = self.scale
+        for term in terms:
+            groups = self.postings.get(term)
+            if groups is None:
+                continue
+            df = self.df[term]
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            for pairs, members in groups.items():
+                x = 0.0
+                for tf, slot in pairs:
+                    x += tf * scale[slot]
+                if x > 0.0:
+                    yield idf * x / (K1 + x), members
+
+    def accumulate(self, terms: Sequence[str], factor: float, scores: dict[K, float]) -> None:
+        """Add ``factor * idf * saturated(tf)`` to each matching document's entry in ``scores``."""
+        get = scores.get
+        for contribution, members in self.weighted_groups(terms):
+            contribution *= factor
+            for ident in members:
+                scores[ident] = get(ident, 0.0) + contribution
+
+
+def _accumulate_into(index: _Fielded[int], terms: Sequence[str], scores: list[float]) -> None:
+    """``_Fielded.accumulate`` into a list indexed by document id."""
+    for contribution, members in index.weighted_groups(terms):
+        for ident in members:
+            scores[ident] += contribution
+
+
+def schema_text(schema: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Parameter names and descriptions found in a JSON schema.
+
+    Walks ``properties`` (nested objects too), ``items``, ``anyOf``/``oneOf``/``allOf``,
+    ``additionalProperties`` and ``$defs``/``definitions``, to a bounded depth and count. String
+    ``enum`` values count as description text: they name what a parameter can be.
+
+    Args:
+        schema: A tool's input schema.
+
+    Returns:
+        ``(names, descriptions)``, in schema order.
+    """
+    names: list[str] = []
+    descriptions: list[str] = []
+    if _is_map(schema):
+        _walk(schema, 0, names, descriptions)
+    return names, descriptions
+
+
+def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
+def _walk(node: Mapping[str, Any], depth: int, names: list[str], descriptions: list[str]) -> None:
+    properties = node.get("properties")
+    if _is_map(properties):
+        for name, sub in properties.items():
+            if len(names) >= MAX_SCHEMA_PARAMS:
+                return
+            names.append(str(name))
+            if _is_map(sub):
+                description = sub.get("description")
+                if isinstance(description, str):
+                    descriptions.append(description)
+                enum = sub.get("enum")
+                if isinstance(enum, list):
+                    descriptions.extend(v for v in enum if isinstance(v, str))
+                if depth < MAX_SCHEMA_DEPTH:
+                    _walk(sub, depth + 1, names, descriptions)
+    if depth >= MAX_SCHEMA_DEPTH:
+        return
+    children: list[Any] = [node.get("items"), node.get("additionalProperties")]
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems", "items"):
+        value = node.get(key)
+        if isinstance(value, list):
+            children.extend(value)
+    for key in ("$defs", "definitions"):
+        value = node.get(key)
+        if _is_map(value):
+            children.extend(value.values())
+    for child in children:
+        if _is_map(child):
+            _walk(child, depth + 1, names, descriptions)
+
+
+def _tool_fields(tool: ToolDoc) -> list[list[str]]:
+    title = tool.title
+    if title is None:
+        annotated = tool.annotations.get("title")
+        title = annotated if isinstance(annotated, str) else ""
+    param_names, param_descriptions = schema_text(tool.input_schema)
+    return [
+        tokenize(tool.name),
+        tokenize(title),
+        tokenize(tool.description),
+        tokenize(" ".join(param_names)),
+        tokenize(" ".join(param_descriptions)),
+    ]
+
+
+class BM25Index:
+    """Two-level fielded BM25 over tools and their servers (see the module docstring).
+
+    Example:
+        >>> index = BM25Index()
+        >>> index.replace_server("time", [ToolDoc("time", "get_current_time", "Current time")])
+        >>> [hit.key for hit in index.search("what time is it", 5)]
+        ['time:get_current_time']
+    """
+
+    def __init__(self, weights: FieldWeights | None = None) -> None:
+        """Create an empty index.
+
+        Args:
+            weights: Field weights; the module defaults when omitted.
+        """
+        w = weights or FieldWeights()
+        self._share = w.server_share
+        tool_weights = (w.name, w.title, w.description, w.param_names, w.param_descriptions)
+        self._tools: _Fielded[int] = _Fielded(tool_weights, _TOOL_B)
+        self._server_docs: _Fielded[str] = _Fielded((w.server_name, w.context), _SERVER_B)
+        # Tools and servers get small integer ids, reused after removal, so that a query can
+        # accumulate scores in flat lists (much faster than dicts in CPython). Slot 0 of the
+        # server table is a server that never scores: free tool ids point at it.
+        self._tool: list[_Tool | None] = []
+        self._keys: list[str] = []
+        self._tool_server: list[int] = []
+        self._free_tools: list[int] = []
+        self._servers: dict[str, tuple[int, list[int]]] = {}
+        self._free_servers: list[int] = []
+        self._server_count = 1
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def replace_server(self, server: str, tools: Sequence[ToolDoc], context: str = "") -> None:
+        """Replace every tool of ``server``; touches only that server's postings.
+
+        Args:
+            server: Server name.
+            tools: The server's whole tool list. A repeated tool name keeps its first entry.
+            context: Free text about the server (its description), searched at server level.
+        """
+        self._drop(server)
+        unique: dict[str, ToolDoc] = {}
+        for tool in tools:
+            unique.setdefault(tool.name, tool)
+        if unique:
+            slot = self._free_servers.pop() if self._free_servers else self._new_server_slot()
+            ids = [self._add_tool(server, slot, tool) for tool in unique.values()]
+            self._servers[server] = (slot, ids)
+            self._server_docs.add(server, [tokenize(server), tokenize(context)])
+        self._tools.settle()
+        self._server_docs.settle()
+
+    def remove_server(self, server: str) -> None:
+        """Forget every tool of ``server`` (a no-op for an unknown server)."""
+        self._drop(server)
+        self._tools.settle()
+        self._server_docs.settle()
+
+    def _new_server_slot(self) -> int:
+        self._server_count += 1
+        return self._server_count - 1
+
+    def _add_tool(self, server: str, server_slot: int, tool: ToolDoc) -> int:
+        entry = _Tool(f"{server}:{tool.name}", server, tool.name)
+        if self._free_tools:
+            ident = self._free_tools.pop()
+            self._tool[ident] = entry
+            self._keys[ident] = entry.key
+            self._tool_server[ident] = server_slot
+        else:
+            ident = len(self._tool)
+            self._tool.append(entry)
+            self._keys.append(entry.key)
+            self._tool_server.append(server_slot)
+        self._tools.add(ident, _tool_fields(tool))
+        self._size += 1
+        return ident
+
+    def _drop(self, server: str) -> None:
+        entry = self._servers.pop(server, None)
+        if entry is None:
+            return
+        slot, ids = entry
+        for ident in ids:
+            self._tools.remove(ident)
+            self._tool[ident] = None
+            self._keys[ident] = ""
+            self._tool_server[ident] = 0
+            self._free_tools.append(ident)
+        self._size -= len(ids)
+        self._free_servers.append(slot)
+        self._server_docs.remove(server)
+
+    def search(self, query: str, limit: int, allow: Allow | None = None) -> list[Hit]:
+        """The best ``limit`` tools for ``query``, best first; ties in key order.
+
+        A tool scores its own BM25F score plus ``server_share`` times its server's, so a tool that
+        matches only through its server still ranks, by its server.
+
+        Args:
+            query: Free text; an empty or stop-word-only query matches nothing.
+            limit: Maximum number of hits.
+            allow: Policy filter, applied before the cut so refused tools never take a place.
+
+        Returns:
+            Hits with positive scores, highest first.
+        """
+        if limit <= 0 or not self._size:
+            return []
+        terms = query_terms(query)[:MAX_QUERY_TERMS]
+        if not terms:
+            return []
+        server_scores: dict[str, float] = {}
+        self._server_docs.accumulate(terms, self._share, server_scores)
+        by_slot = [0.0] * self._server_count
+        for server, score in server_scores.items():
+            by_slot[self._servers[server][0]] = score
+        own = [0.0] * len(self._tool)
+        _accumulate_into(self._tools, terms, own)
+        totals = list(map(operator.add, own, map(by_slot.__getitem__, self._tool_server)))
+        return [Hit(tool.server, tool.name, totals[ident]) for ident, tool in self._top(totals, limit, allow)]
+
+    def _top(self, totals: list[float], limit: int, allow: Allow | None) -> list[tuple[int, _Tool]]:
+        """The first ``limit`` allowed tools in (score desc, key asc) order, scores above 0.
+
+        Takes every tool scoring at least the k-th best score (ties at the cut included), sorts
+        those exactly, and widens k only when ``allow`` refused too many of them.
+        """
+        tools = self._tool
+        k = limit
+        seen = 0
+        picked: list[tuple[int, _Tool]] = []
+        while True:
+            cut = heapq.nlargest(k, totals)[-1] if k < len(totals) else 0.0
+            if cut <= 0.0:
+                cut = math.ulp(0.0)
+            pool = [ident for ident, score in enumerate(totals) if score >= cut]
+            keys = self._keys
+            pool.sort(key=lambda ident: (-totals[ident], keys[ident]))
+            for ident in pool[seen:]:
+                tool = tools[ident]
+                if tool is None:  # a free id; it scores 0, so this cannot happen
+                    continue
+                if allow is None or allow(tool.server, tool.name):
+                    picked.append((ident, tool))
+                    if len(picked) == limit:
+                        return picked
+            if cut == math.ulp(0.0):
+                return picked
+            seen = len(pool)
+            k *= 4
