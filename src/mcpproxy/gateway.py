@@ -115,6 +115,20 @@ def tool_doc(server: str, tool: types.Tool) -> ToolDoc:
 
 ChangeListener = Callable[[], None]
 
+Check = Callable[[ToolEntry, dict[str, Any], "CallContext"], None]
+"""A policy step before dispatch: returns to let the call proceed, raises a ``ProxyError`` to refuse."""
+
+Filter = Callable[[ToolEntry, types.CallToolResult, "CallContext"], types.CallToolResult]
+"""A step on the result, in order: returns the (possibly changed) result."""
+
+
+def _check_tier(entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> None:
+    check_tier(entry, ctx.tier)
+
+
+def _check_arguments(entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> None:
+    validate_arguments(entry, args)
+
 
 class Gateway:
     """The running gateway.
@@ -147,6 +161,9 @@ class Gateway:
         self.last_config_error: ConfigError | None = None
         self.entered = anyio.Event()
         self._state_changed = anyio.Event()
+        self.checks: list[Check] = [_check_tier, _check_arguments]
+        self.filters: list[Filter] = [self._truncate]
+        self.visibility: list[Callable[[ToolEntry], bool]] = []
         self.state = StateService(settings, config_path, on_change=self._apply_servers, expect_write=self._expect_write)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -212,22 +229,35 @@ class Gateway:
     # -- the pipeline -----------------------------------------------------------------------
 
     async def call_tool(self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext) -> types.CallToolResult:
-        """Route, police, call and filter one tool call (see the module docstring)."""
+        """Route, police, call and filter one tool call (see the module docstring).
+
+        The steps are data: ``self.checks`` run in order before dispatch (each raises a
+        ``ProxyError`` to refuse), ``self.filters`` run in order on the result. Later layers
+        (quarantine, pinning, scopes, redaction) add their step to these lists; nothing else
+        in the call path changes.
+        """
         started = time.perf_counter()
         entry = self.resolve(name)
         args = dict(arguments or {})
-        check_tier(entry, ctx.tier)
-        validate_arguments(entry, args)
-        upstream = self.pool.get(entry.server)
-        spec = upstream.spec
+        for check in self.checks:
+            check(entry, args, ctx)
         ok = False
         try:
-            result = await upstream.call_tool(
-                entry.name, args, CallOptions(timeout=self.settings.call_timeout_for(spec), meta=ctx.meta)
-            )
+            result = await self._dispatch(entry, args, ctx)
             ok = not result.is_error
         finally:
             self._record(entry, ok, (time.perf_counter() - started) * 1000)
+        for step in self.filters:
+            result = step(entry, result, ctx)
+        return result
+
+    async def _dispatch(self, entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        """Send the call to the upstream that owns the tool, over its live session."""
+        upstream = self.pool.get(entry.server)
+        options = CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
+        return await upstream.call_tool(entry.name, args, options)
+
+    def _truncate(self, entry: ToolEntry, result: types.CallToolResult, ctx: CallContext) -> types.CallToolResult:
         return truncate_result(
             result,
             tool=entry.key,
@@ -235,6 +265,14 @@ class Gateway:
             cache=self.cache,
             keep_structured=entry.tool.output_schema is not None and ctx.via == "mcp-direct",
         )
+
+    def visible(self, entry: ToolEntry) -> bool:
+        """Whether a tool may be listed and found (every predicate in ``self.visibility`` agrees)."""
+        return all(predicate(entry) for predicate in self.visibility)
+
+    def visible_tools(self) -> list[ToolEntry]:
+        """The catalog as clients may see it, in its deterministic order."""
+        return [entry for entry in self.catalog if self.visible(entry)]
 
     def resolve(self, name: str) -> ToolEntry:
         return self.catalog.resolve(name, known_servers=self.settings.servers)
@@ -247,7 +285,7 @@ class Gateway:
 
         def allow(server: str, tool: str) -> bool:
             entry = self.catalog.get(server, tool)
-            return entry is not None and flt.allows(entry)
+            return entry is not None and flt.allows(entry) and self.visible(entry)
 
         hits = self.index.search(query, limit, allow=allow)
         out: list[SearchResult] = []

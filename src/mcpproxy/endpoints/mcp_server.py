@@ -92,7 +92,7 @@ def build_direct_server(gw: Gateway) -> Server[Any]:
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         out = []
-        for entry in gw.catalog:
+        for entry in gw.visible_tools():
             out.append(entry.tool.model_copy(update={"name": entry.direct_name}))
         return types.ListToolsResult(tools=out)
 

@@ -108,6 +108,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _int_param(request: Request, name: str, default: int) -> int:
+    """An integer query parameter; a value that is not one is the caller's error (400), not ours."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArguments(f"'{name}' must be an integer, not {raw!r}") from None
+
+
 def build_rest_routes(gw: Gateway) -> list[Route]:
     def handler(fn: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -176,19 +187,18 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
 
     async def server_logs(request: Request) -> Response:
         name = request.path_params["name"]
-        offset = request.query_params.get("offset")
-        if offset is not None:
+        if request.query_params.get("offset") is not None:
             path = gw.server_log(name)
-            data, end = await _read_from(path, int(offset))
+            data, end = await _read_from(path, _int_param(request, "offset", 0))
             return JSONResponse({"server": name, "offset": end, "text": data})
-        lines = int(request.query_params.get("lines", "50"))
+        lines = max(1, _int_param(request, "lines", 50))  # 0 or less would slice to the whole tail
         path = gw.server_log(name)
         size = (await anyio.Path(path).stat()).st_size if await anyio.Path(path).exists() else 0
         return JSONResponse({"server": name, "lines": await tail_lines(gw, name, lines), "offset": size})
 
     async def list_tools(request: Request) -> Response:
         server = request.query_params.get("server")
-        entries = [e for e in gw.catalog if server is None or e.server == server]
+        entries = [e for e in gw.visible_tools() if server is None or e.server == server]
         return JSONResponse({"tools": describe_entries(entries), "count": len(entries)})
 
     async def get_tool(request: Request) -> Response:
@@ -199,7 +209,7 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         query = request.query_params.get("q", "")
         if not query.strip():
             raise InvalidArguments("'q' is required")
-        limit = max(1, min(100, int(request.query_params.get("limit", gw.settings.tools_limit))))
+        limit = max(1, min(100, _int_param(request, "limit", gw.settings.tools_limit)))
         def flag(name: str) -> bool:
             return request.query_params.get(name) in ("1", "true")
 
