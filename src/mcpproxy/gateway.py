@@ -25,7 +25,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import mcp_types as types
@@ -74,6 +74,54 @@ class CallContext:
     client: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     meta: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One tool call as observers see it (activity log, metrics, tracing).
+
+    Attributes:
+        name: The tool name as the caller gave it.
+        arguments: The arguments as the caller gave them (observers redact before storing).
+        ctx: Who called, and how.
+        entry: The resolved tool, once routing succeeded.
+        status: ``running``, then ``ok``, ``error`` (the tool said isError), ``refused`` (a
+            gateway error before or after dispatch) or ``failed`` (anything else).
+        error: The error, when there was one.
+        result: The result returned to the caller, when there was one.
+        started: ``time.time()`` at the start.
+        duration_ms: Whole time in the gateway, upstream included.
+        upstream_ms: Time spent waiting for the upstream.
+    """
+
+    name: str
+    arguments: dict[str, Any]
+    ctx: CallContext
+    entry: ToolEntry | None = None
+    status: str = "running"
+    error: BaseException | None = None
+    result: types.CallToolResult | None = None
+    started: float = field(default_factory=time.time)
+    duration_ms: float = 0.0
+    upstream_ms: float | None = None
+    _t0: float = field(default_factory=time.perf_counter)
+
+    def finish(self, *, result: types.CallToolResult | None = None, error: BaseException | None = None) -> None:
+        self.duration_ms = (time.perf_counter() - self._t0) * 1000
+        self.result = result
+        self.error = error
+        if error is None:
+            self.status = "error" if result is not None and result.is_error else "ok"
+        else:
+            self.status = "refused" if isinstance(error, ProxyError) else "failed"
+
+
+class CallObserver(Protocol):
+    """Hears of every call; must be quick and must not raise (failures are logged, not propagated)."""
+
+    def call_started(self, record: CallRecord) -> None: ...
+
+    def call_finished(self, record: CallRecord) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +210,7 @@ class Gateway:
         self.entered = anyio.Event()
         self._state_changed = anyio.Event()
         self.checks: list[Check] = [_check_tier, _check_arguments]
+        self.observers: list[CallObserver] = []
         self.filters: list[Filter] = [self._truncate]
         self.visibility: list[Callable[[ToolEntry], bool]] = []
         self.state = StateService(settings, config_path, on_change=self._apply_servers, expect_write=self._expect_write)
@@ -232,24 +281,42 @@ class Gateway:
         """Route, police, call and filter one tool call (see the module docstring).
 
         The steps are data: ``self.checks`` run in order before dispatch (each raises a
-        ``ProxyError`` to refuse), ``self.filters`` run in order on the result. Later layers
-        (quarantine, pinning, scopes, redaction) add their step to these lists; nothing else
-        in the call path changes.
+        ``ProxyError`` to refuse), ``self.filters`` run in order on the result, and every
+        ``self.observers`` hears of the call's start and end (activity log, metrics). Later
+        layers add their step to these lists; nothing else in the call path changes.
         """
-        started = time.perf_counter()
-        entry = self.resolve(name)
-        args = dict(arguments or {})
-        for check in self.checks:
-            check(entry, args, ctx)
-        ok = False
+        record = CallRecord(name=name, arguments=dict(arguments or {}), ctx=ctx)
+        self._observe("call_started", record)
         try:
+            record.entry = entry = self.resolve(name)
+            args = record.arguments
+            for check in self.checks:
+                check(entry, args, ctx)
+            upstream_started = time.perf_counter()
             result = await self._dispatch(entry, args, ctx)
-            ok = not result.is_error
+            record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+            for step in self.filters:
+                result = step(entry, result, ctx)
+        except ProxyError as exc:
+            record.finish(error=exc)
+            raise
+        except BaseException as exc:
+            record.finish(error=exc)
+            raise
+        else:
+            record.finish(result=result)
+            return result
         finally:
-            self._record(entry, ok, (time.perf_counter() - started) * 1000)
-        for step in self.filters:
-            result = step(entry, result, ctx)
-        return result
+            if record.entry is not None:
+                self._record(record.entry, record.status == "ok", record.duration_ms)
+            self._observe("call_finished", record)
+
+    def _observe(self, event: str, record: CallRecord) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(record)
+            except Exception:
+                logger.exception("call observer %r failed on %s", observer, event)
 
     async def _dispatch(self, entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         """Send the call to the upstream that owns the tool, over its live session."""

@@ -193,3 +193,16 @@ async def test_the_real_npm_and_pypi_servers_connect_over_stdio(tmp_path: Path) 
             graph = await client.call_tool("call_tool_read", {"name": "memory:read_graph", "args": {}})
             assert "mcpproxy" in _text(graph)
         assert json.loads(memory_file.read_text(encoding="utf-8").splitlines()[0])["name"] == "mcpproxy"
+
+
+async def test_updating_a_server_that_hangs_while_connecting_takes_effect_at_once(tmp_path: Path) -> None:
+    servers = {"flaky": fixture_entry("broken_server", "--mode", "hang-at-start", connect_timeout=600)}
+    async with running_gateway(tmp_path, servers) as gw:
+        await gw.wait_state("flaky", UpstreamState.CONNECTING)
+        argv = paths.fixture_argv("notes_server", "--transport", "stdio")
+        # Without the fix this waits for the 600 s connect timeout; the bound below is far shorter.
+        await gw.gateway.state.update("flaky", {"args": argv[1:], "command": argv[0]})
+        await gw.wait_ready("flaky", within=60)
+        assert gw.gateway.catalog.get("flaky", "add") is not None
+        await gw.gateway.enable("flaky", False)
+        await gw.wait_state("flaky", UpstreamState.DISABLED, within=30)

@@ -27,7 +27,6 @@ import click
 import httpx2
 
 from mcpproxy.config.loader import load_settings, resolve_paths
-from mcpproxy.endpoints.rest import API_KEY_FILE
 from mcpproxy.errors import ProxyError
 from mcpproxy.settings import Settings
 
@@ -38,6 +37,10 @@ EXIT_UNREACHABLE = 3
 EXIT_NOT_FOUND = 4
 EXIT_INVALID = 5
 EXIT_DENIED = 6
+
+API_KEY_FILE = "api_key"
+"""The API key's file in the data dir; the same name as ``mcpproxy.endpoints.rest.API_KEY_FILE``, repeated
+here so that client commands do not import the whole gateway (and the MCP SDK) just to find it."""
 
 _STATUS_EXIT = {400: EXIT_INVALID, 401: EXIT_DENIED, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND, 409: EXIT_INVALID}
 
@@ -56,7 +59,8 @@ class Env:
 
 def make_env(config: str | None, data_dir: str | None, listen: str | None = None) -> Env:
     config_path, data_path = resolve_paths(config, data_dir, os.environ)
-    overrides: dict[str, Any] = {"data_dir": str(data_path)}
+    # Only an explicit --data-dir (or MCPPROXY_DATA_DIR) overrides the config file's data_dir.
+    overrides: dict[str, Any] = {"data_dir": str(data_path)} if data_dir else {}
     if listen:
         overrides["listen"] = listen
     return Env(config_path=config_path, data_dir=data_path, overrides=overrides)
@@ -89,7 +93,7 @@ class Api:
         if host in ("0.0.0.0", "", "::"):  # noqa: S104 - a wildcard listener is reached on loopback
             host = "127.0.0.1"
         self.base = f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}/api/v1"
-        key_file = env.data_dir / API_KEY_FILE
+        key_file = settings.data_path / API_KEY_FILE
         key = key_file.read_text(encoding="utf-8").strip() if key_file.exists() else ""
         self.client = httpx2.Client(headers={"X-API-Key": key}, timeout=httpx2.Timeout(10.0, read=180.0))
 

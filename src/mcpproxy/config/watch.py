@@ -99,6 +99,7 @@ class ConfigWatcher:
         self._loaded: str | None = None if baseline is None else _digest(baseline)
         self._seen = self._loaded
         self._expected: set[str] = set()
+        self._failing = False
 
     def expect(self, content: bytes) -> None:
         """Announce that the gateway itself is about to write ``content`` to the file.
@@ -122,6 +123,7 @@ class ConfigWatcher:
             return "unchanged"
         if digest == _MISSING:
             self._seen = _MISSING
+            self._failing = True
             await self._on_error(
                 ConfigError(
                     f"config file {self.path} was removed or emptied; the running configuration stays",
@@ -136,14 +138,17 @@ class ConfigWatcher:
         # Someone else wrote after our announced writes; those announcements are stale.
         self._expected.clear()
         self._seen = digest
-        if digest == self._loaded:
+        if digest == self._loaded and not self._failing:
             return "unchanged"
+        # Back to the running content after a refused edit: reload anyway, so the error clears.
         try:
             settings = await anyio.to_thread.run_sync(self._load)
             await self._on_change(settings)
         except ConfigError as exc:
+            self._failing = True
             await self._on_error(exc)
             return "invalid"
+        self._failing = False
         self._loaded = digest
         return "changed"
 

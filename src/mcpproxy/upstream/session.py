@@ -231,12 +231,17 @@ class ManagedUpstream:
         connect_timeout = self.settings.connect_timeout_for(self.spec)
         try:
             async with anyio.create_task_group() as tg:
+                # A restart (or a new spec, or disable) must not wait for a hanging connect.
+                connecting = anyio.CancelScope()
+                tg.start_soon(self._cancel_on_restart, connecting, tg.cancel_scope)
                 try:
                     with anyio.fail_after(connect_timeout):
                         client, tools = await tg.start(self._hold)
                 except TimeoutError:
                     tg.cancel_scope.cancel()
                     return f"no answer within {connect_timeout:g} s while connecting"
+                finally:
+                    connecting.cancel()
                 self._client = client
                 await self._became_ready(client, tools)
                 try:
@@ -251,6 +256,13 @@ class ManagedUpstream:
         finally:
             self._client = None
         return self._lost_reason or "session ended"
+
+    async def _cancel_on_restart(self, connecting: anyio.CancelScope, attempt: anyio.CancelScope) -> None:
+        """While connecting, cancel the attempt as soon as a restart is requested."""
+        with connecting:
+            while not self._restart_requested:
+                await self._wait_poke()
+            attempt.cancel()
 
     async def _became_ready(self, client: Client, tools: list[types.Tool]) -> None:
         st = self._status

@@ -1,0 +1,216 @@
+"""The REST API ``/api/v1`` of an in-process gateway: the API key, servers CRUD with errors that
+say what is wrong, search, calls through the same pipeline as MCP (tier check included), status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from tests.support.gateway import GatewayHandle, fixture_entry, running_gateway
+
+from mcpproxy.cli.common import API_KEY_FILE as CLI_API_KEY_FILE
+from mcpproxy.endpoints.rest import API_KEY_FILE
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 60.0
+
+# A server that is never started: adding it disabled touches only the config file.
+DORMANT = {"command": "never-started-mcp-server", "args": ["--flag"], "enabled": False}
+
+
+def api(gw: GatewayHandle, headers: dict[str, str] | None = None) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        base_url=gw.base_url + "/api/v1", headers=gw.api_headers if headers is None else headers, timeout=30.0
+    )
+
+
+def config_servers(gw: GatewayHandle) -> dict[str, Any]:
+    servers: dict[str, Any] = json.loads(gw.config_path.read_text(encoding="utf-8"))["mcpServers"]
+    return servers
+
+
+def content_text(body: dict[str, Any]) -> str:
+    return "".join(block.get("text", "") for block in body.get("content", []))
+
+
+async def test_requests_without_the_api_key_or_with_a_wrong_one_are_refused(tmp_path: Path) -> None:
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {}) as gw:
+            async with api(gw, headers={}) as anonymous:
+                for method, path in (("GET", "/status"), ("GET", "/servers"), ("POST", "/call")):
+                    response = await anonymous.request(method, path)
+                    assert response.status_code == 401, (method, path, response.text)
+                    assert response.json()["error"] == "unauthorized"
+                    assert "api_key" in response.json()["hint"]
+                wrong = await anonymous.get("/status", headers={"X-API-Key": gw.api_key + "x"})
+                assert wrong.status_code == 401
+                wrong_bearer = await anonymous.get("/status", headers={"Authorization": "Bearer nope"})
+                assert wrong_bearer.status_code == 401
+                # Refused requests change nothing.
+                refused_add = await anonymous.post("/servers", json={"name": "sneaky", **DORMANT})
+                assert refused_add.status_code == 401
+                assert "sneaky" not in config_servers(gw)
+
+                assert (await anonymous.get("/status", headers=gw.api_headers)).status_code == 200
+                bearer = await anonymous.get("/status", headers={"Authorization": f"Bearer {gw.api_key}"})
+                assert bearer.status_code == 200
+            # The key is the one in the data dir, where the CLI looks for it.
+            key_file = gw.gateway.data_dir / API_KEY_FILE
+            assert key_file.read_text(encoding="utf-8").strip() == gw.api_key
+            assert CLI_API_KEY_FILE == API_KEY_FILE
+            assert key_file.stat().st_mode & 0o077 == 0
+
+
+async def test_servers_are_added_updated_and_removed_with_errors_that_name_the_problem(tmp_path: Path) -> None:
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {}) as gw, api(gw) as client:
+            added = await client.post("/servers", json={"name": "dormant", **DORMANT})
+            assert added.status_code == 201, added.text
+            assert added.json()["added"] == "dormant"
+            assert config_servers(gw)["dormant"] == DORMANT
+
+            duplicate = await client.post("/servers", json={"name": "dormant", **DORMANT})
+            assert duplicate.status_code == 409
+            assert duplicate.json()["error"] == "conflict"
+
+            nameless = await client.post("/servers", json=DORMANT)
+            assert nameless.status_code == 400
+            assert nameless.json()["data"]["key"] == "name"
+
+            no_target = await client.post("/servers", json={"name": "empty"})
+            assert no_target.status_code == 400
+            assert "command" in no_target.json()["message"]
+
+            not_json = await client.post("/servers", content=b"{nope", headers={"Content-Type": "application/json"})
+            assert not_json.status_code == 400
+            assert not_json.json()["error"] == "invalid_arguments"
+
+            bad_args = await client.patch("/servers/dormant", json={"args": "--verbose"})
+            assert bad_args.status_code == 400
+            assert bad_args.json()["error"] == "config_error"
+            assert bad_args.json()["data"]["key"] == "mcpServers.dormant.args"
+            bad_timeout = await client.patch("/servers/dormant", json={"call_timeout": -1})
+            assert bad_timeout.status_code == 400
+            assert bad_timeout.json()["data"]["key"] == "mcpServers.dormant.call_timeout"
+            # A refused update leaves the file as it was.
+            assert config_servers(gw)["dormant"] == DORMANT
+
+            updated = await client.patch("/servers/dormant", json={"args": ["--other"], "description": "kept asleep"})
+            assert updated.status_code == 200, updated.text
+            assert updated.json()["server"]["args"] == ["--other"]
+            on_disk = config_servers(gw)["dormant"]
+            assert on_disk["args"] == ["--other"] and on_disk["description"] == "kept asleep"
+
+            one = await client.get("/servers/dormant")
+            assert one.status_code == 200
+            assert one.json()["enabled"] is False
+            assert one.json()["config"]["description"] == "kept asleep"
+            listing = (await client.get("/servers")).json()["servers"]
+            assert [s["name"] for s in listing] == ["dormant"]
+
+            removed = await client.delete("/servers/dormant")
+            assert removed.status_code == 200
+            assert removed.json() == {"removed": "dormant"}
+            assert config_servers(gw) == {}
+
+            for method in ("GET", "PATCH", "DELETE"):
+                missing = await client.request(method, "/servers/dormant", json={} if method == "PATCH" else None)
+                assert missing.status_code == 404, (method, missing.text)
+                assert missing.json()["error"] == "unknown_server"
+            assert (await client.post("/servers/dormant/enable")).status_code == 404
+            assert (await client.get("/servers/dormant/logs")).status_code == 404
+
+
+async def test_search_and_calls_go_through_the_gateway_to_the_real_upstream(tmp_path: Path) -> None:
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {"notes": fixture_entry("notes_server")}) as gw, api(gw) as client:
+            await gw.wait_ready("notes")
+
+            search = await client.get("/search", params={"q": "add two numbers", "limit": 3})
+            assert search.status_code == 200
+            hits = search.json()["tools"]
+            assert hits[0]["name"] == "notes:add"
+            assert hits[0]["call_with"] == "call_tool_read"
+            assert isinstance(hits[0]["score"], float)
+            assert (await client.get("/search", params={"q": "  "})).status_code == 400
+            not_a_number = await client.get("/search", params={"q": "add", "limit": "lots"})
+            assert not_a_number.status_code == 400
+            assert "'limit' must be an integer" in not_a_number.json()["message"]
+
+            logs = await client.get("/servers/notes/logs", params={"lines": 5})
+            assert logs.status_code == 200
+            assert any("Starting MCP server" in line for line in logs.json()["lines"])
+            from_start = (await client.get("/servers/notes/logs", params={"offset": 0})).json()
+            assert "Starting MCP server" in from_start["text"]
+            assert from_start["offset"] >= logs.json()["offset"] > 0
+            assert (await client.get("/servers/notes/logs", params={"lines": "all"})).status_code == 400
+
+            tools = (await client.get("/tools", params={"server": "notes"})).json()
+            assert "notes:delete_all_notes" in {t["name"] for t in tools["tools"]}
+            described = (await client.get("/tools/notes/add")).json()
+            assert set(described["input_schema"]["properties"]) == {"a", "b"}
+
+            call = await client.post("/call", json={"name": "notes:add", "args": {"a": 2, "b": 3}})
+            assert call.status_code == 200, call.text
+            assert content_text(call.json()) == "5"
+            assert not call.json().get("isError")
+            echoed = await client.post("/call", json={"name": "notes:echo", "args": {"text": "héllo"}, "tier": "read"})
+            assert content_text(echoed.json()) == "héllo"
+
+            # With a tier, the tool must fit it; without one, the tool's own tier applies.
+            too_low = await client.post(
+                "/call", json={"name": "notes:delete_all_notes", "args": {"confirm": False}, "tier": "read"}
+            )
+            assert too_low.status_code == 403
+            assert too_low.json()["error"] == "tier_mismatch"
+            assert "call_tool_destructive" in too_low.json()["hint"]
+            for tier in ("destructive", None):
+                allowed = await client.post(
+                    "/call", json={"name": "notes:delete_all_notes", "args": {"confirm": False}, "tier": tier}
+                )
+                assert allowed.status_code == 200, (tier, allowed.text)
+                assert "nothing deleted" in content_text(allowed.json())
+            bad_tier = await client.post("/call", json={"name": "notes:add", "args": {}, "tier": "root"})
+            assert bad_tier.status_code == 400
+
+            unknown = await client.post("/call", json={"name": "notes:nope", "args": {}})
+            assert unknown.status_code == 404
+            assert unknown.json()["error"] == "unknown_tool"
+            wrong_args = await client.post("/call", json={"name": "notes:add", "args": {"a": "two"}})
+            assert wrong_args.status_code == 400
+            assert wrong_args.json()["error"] == "invalid_arguments"
+            assert (await client.post("/call", json={"name": "notes:add", "args": [1, 2]})).status_code == 400
+
+            status = await client.get("/status")
+            assert status.status_code == 200
+            body = status.json()
+            assert {
+                "version",
+                "listen",
+                "data_dir",
+                "config_path",
+                "uptime_s",
+                "tools_indexed",
+                "all_attempted",
+                "states",
+                "servers",
+                "config_error",
+            } <= set(body)
+            assert body["listen"] == gw.base_url.removeprefix("http://")
+            assert body["config_path"] == str(gw.config_path)
+            assert body["data_dir"] == str(gw.gateway.data_dir)
+            assert body["tools_indexed"] >= 10
+            assert body["all_attempted"] is True
+            assert body["states"] == {"ready": 1}
+            assert body["config_error"] is None
+            (notes,) = body["servers"]
+            assert notes["name"] == "notes"
+            assert notes["state"] == "ready"
+            assert notes["enabled"] is True
+            assert notes["transport"] == "stdio"
+            assert notes["tool_count"] >= 10
