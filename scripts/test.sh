@@ -21,10 +21,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
-# 2. System packages (Debian), only when missing.
-if [ -f scripts/install-system-deps.sh ]; then
-    bash scripts/install-system-deps.sh
-fi
+# 2. System packages (Debian: bubblewrap, libseccomp) and sandbox Python packages, only when missing.
+MCPPROXY_VENV="$VENV" bash scripts/install-sandbox-deps.sh
 
 # 3. Real upstream servers.
 bash scripts/install-test-deps.sh

@@ -73,12 +73,14 @@ def launcher_command(launcher_dir: str, lib_dirs: Sequence[str]) -> list[str]:
     return [launcher_python(), "-I", "-S", "-B", "-c", code]
 
 
+@functools.cache
 def bytecode_for(source: str) -> str | None:
-    """The cached bytecode of ``source``, compiled now if missing (``None`` if it cannot be)."""
+    """The cached bytecode of ``source``, compiled now if missing or stale (``None`` if it cannot be)."""
     import py_compile
 
     cached = importlib.util.cache_from_source(source)
-    if not os.path.exists(cached):
+    # A stale file is as bad as none: the interpreter would compile the source on every start.
+    if not os.path.exists(cached) or os.stat(cached).st_mtime < os.stat(source).st_mtime:
         try:
             py_compile.compile(source, cfile=cached, doraise=True)
         except (OSError, py_compile.PyCompileError):

@@ -18,7 +18,7 @@ places:
   namespace of its own for the same reason (and so the whole tree dies together), then
   applies Landlock file-system, TCP-port and scope rules.
 
-The order is fixed: rlimits, PID cap, capability drop, ``no_new_privs``, Landlock, seccomp,
+The order is fixed: PID namespace and its cap, rlimits, capability drop, ``no_new_privs``, Landlock, seccomp,
 optional egress forwarder, ``execve`` with exactly the environment keys the spec lists
 (values come from the launcher's own environment, never from the command line, so secrets
 do not appear in ``/proc/PID/cmdline``). Any failure to apply a *required* restriction
@@ -189,7 +189,7 @@ def set_pid_max(max_processes: int) -> None:
             ) from exc
         os.write(2, b"mcpproxy sandbox: warning: no per-namespace pid_max (Linux < 6.14); RLIMIT_NPROC only\n")
         return
-    try:
+    try:  # noqa: SIM105 - contextlib costs an import on every server start
         _write("/proc/sys/kernel/ns_last_pid", str(PID_RESERVED))
     except OSError:
         pass  # the cap is then max_processes + 300, still bounded
@@ -270,6 +270,8 @@ def enter_pid_namespace(max_processes: int) -> bool:
     init = os.fork()
     if init:
         _relay(init)
+    # If the relay is killed, take the whole namespace down with it.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
     mount = _libc.mount
     mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p)
     _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")

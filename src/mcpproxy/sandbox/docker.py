@@ -196,16 +196,16 @@ class DockerSandbox:
 
 
 def _mounts(policy: SandboxPolicy) -> list[str]:
-    writable = [*policy.writable_paths, *(p for p in (policy.home_dir, policy.tmp_dir) if p is not None)]
-    readonly = list(policy.readonly_paths)
+    """``--mount`` options, parents first and in a stable order, read-only unless writable."""
+    writable = {*policy.writable_paths, *(p for p in (policy.home_dir, policy.tmp_dir) if p is not None)}
+    readonly = set(policy.readonly_paths) - writable
     if policy.working_dir is not None and policy.working_dir not in writable:
-        readonly.append(policy.working_dir)
+        readonly.add(policy.working_dir)
     out: list[str] = []
-    entries = [(p, True) for p in sorted(set(readonly), key=len)] + [(p, False) for p in sorted(set(writable), key=len)]
-    for path, ro in entries:
+    for path in sorted(writable | readonly, key=lambda p: (p.count("/"), p)):
         if not MOUNT_PATH_RE.fullmatch(path):
             raise SandboxPolicyError(f"path cannot be mounted into a container: {path!r}", key="paths")
-        out += ["--mount", f"type=bind,source={path},target={path}" + (",readonly" if ro else "")]
+        out += ["--mount", f"type=bind,source={path},target={path}" + ("" if path in writable else ",readonly")]
     return out
 
 

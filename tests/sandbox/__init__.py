@@ -1,0 +1,1 @@
+"""Tests of the sandbox layer, with real processes."""
