@@ -172,6 +172,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
             "listen": f"127.0.0.1:{proxy_port}",
             "data_dir": tmp,
             "tool_response_limit": 0,
+            "default_trust": "auto",
             "log_level": "warning",
             "mcpServers": {
                 "http": {"url": up_url},

@@ -35,9 +35,10 @@ NPM_PACKAGES=(
 )
 PY_PACKAGES=(
     "mcp-server-time==2026.10.19"
+    "mcp-server-git==2026.10.19"
 )
 # Console scripts the PyPI packages must provide.
-PY_BINS=(mcp-server-time)
+PY_BINS=(mcp-server-time mcp-server-git)
 
 MODE=install
 case "${1:-}" in

@@ -19,13 +19,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test,embeddings]"
 
 # 2. System packages (Debian: bubblewrap, libseccomp) and sandbox Python packages, only when missing.
 MCPPROXY_VENV="$VENV" bash scripts/install-sandbox-deps.sh
 
 # 3. Real upstream servers.
 bash scripts/install-test-deps.sh
+
+# 3b. The MCP conformance suite and the Node 22 it runs on (cached under <repo>/.cache/conformance).
+bash scripts/install-conformance.sh
 
 export PATH="$VENV/bin:$PATH"
 

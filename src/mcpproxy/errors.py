@@ -8,6 +8,7 @@ REST API answers with the right status), and a message that says what to do next
 
     ProxyError                      -32070  500
     ├── ConfigError                 -32080  400   bad config file or value
+    │   └── SecretNotFound          -32081  400   a ${keyring:NAME} / ${env:NAME} reference is unset
     ├── NotFound                    -32078  404   base of the three below
     │   ├── UnknownServer           -32071  404
     │   ├── UnknownTool             -32072  404
@@ -19,9 +20,11 @@ REST API answers with the right status), and a message that says what to do next
     ├── Conflict                    -32077  409   a server of that name exists, ...
     ├── UpstreamError               -32090  502
     │   ├── UpstreamUnavailable     -32091  503   not connected / disabled / crashed
+    │   │   └── CircuitOpen         -32089  503   failures in a row; calls paused a while
     │   ├── UpstreamTimeout         -32092  504
     │   └── UpstreamProtocolError   -32093  502   the server broke the protocol
-    ├── Overloaded                  -32094  503
+    ├── Overloaded                  -32094  503   too many calls queued, or shutting down
+    │   └── RateLimited             -32088  429   a client's rate limit; ``data.retry_after``
     └── StoreError                  -32095  500
 
 Foreign exceptions are translated at the boundary where they occur (for upstreams, in
@@ -47,6 +50,9 @@ class ProxyError(Exception):
     kind: ClassVar[str] = "proxy_error"
 
     def __init__(self, message: str, *, hint: str | None = None, data: dict[str, Any] | None = None) -> None:
+        from mcpproxy.secrets.masking import mask_known  # here: that module imports this one
+
+        message, hint = mask_known(message), mask_known(hint) if hint else hint  # no secret value in any error
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -88,6 +94,13 @@ class ConfigError(ProxyError):
         super().__init__(message, hint=hint, data=data)
         self.key = key
         self.line = line
+
+
+class SecretNotFound(ConfigError):
+    """A server's ``${keyring:NAME}`` or ``${env:NAME}`` reference has no value; the message names it."""
+
+    code = -32081
+    kind = "secret_not_found"
 
 
 class NotFound(ProxyError):
@@ -163,10 +176,26 @@ class UpstreamProtocolError(UpstreamError):
     kind = "upstream_protocol_error"
 
 
+class CircuitOpen(UpstreamUnavailable):
+    """Calls to a server are paused after consecutive failures; ``data.retry_after`` says for how long."""
+
+    code = -32089
+    http_status = 503
+    kind = "circuit_open"
+
+
 class Overloaded(ProxyError):
     code = -32094
     http_status = 503
     kind = "overloaded"
+
+
+class RateLimited(Overloaded):
+    """A client sent more requests than its rate allows; ``data.retry_after`` is in seconds."""
+
+    code = -32088
+    http_status = 429
+    kind = "rate_limited"
 
 
 class StoreError(ProxyError):

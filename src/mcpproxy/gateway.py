@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +34,27 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from mcpproxy.config.loader import load_settings
 from mcpproxy.config.watch import ConfigWatcher
-from mcpproxy.errors import ConfigError, ProxyError
+from mcpproxy.endpoints.auth import check_token, new_token, token_allows
+from mcpproxy.errors import ConfigError, Conflict, InvalidArguments, NotFound, PolicyDenied, ProxyError, UnknownServer
+from mcpproxy.filters.shield import shield_result
 from mcpproxy.filters.truncate import Page, ResponseCache, truncate_result
+from mcpproxy.observe.events import OpsEvent, new_id
+from mcpproxy.observe.ops import Operations
 from mcpproxy.policy.arguments import validate_arguments
+from mcpproxy.policy.security import SecurityPolicy
 from mcpproxy.policy.tiers import check_tier
 from mcpproxy.routing.catalog import Catalog, Tier, ToolEntry
 from mcpproxy.search.base import ToolDoc
-from mcpproxy.search.bm25 import BM25Index
+from mcpproxy.search.engine import ToolSearch
+from mcpproxy.search.service import SearchService, server_context
 from mcpproxy.settings import ServerSpec, Settings
 from mcpproxy.state import StateService
 from mcpproxy.store.db import Store
+from mcpproxy.store.security import AgentToken, SecurityStore
 from mcpproxy.store.tools import ToolStore
 from mcpproxy.upstream.base import CallOptions, ServerStatus, UpstreamState
 from mcpproxy.upstream.pool import UpstreamPool
-from mcpproxy.upstream.session import server_log_path
+from mcpproxy.upstream.session import ManagedUpstream, server_log_path
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +74,10 @@ class CallContext:
         client: Client name or address, when known.
         request_id: Correlation id of the call.
         meta: ``_meta`` to pass upstream (trace context).
+        token: The agent token the caller presented (``None``: the API key or no auth).
+        events: Policy decisions taken on this call (redactions, ...), for the activity log.
+        parent_id: The call this one is made from (calls from code); ``None``: the call in
+            progress in this task, if any.
     """
 
     via: str
@@ -74,6 +85,9 @@ class CallContext:
     client: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     meta: Mapping[str, Any] | None = None
+    token: AgentToken | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    parent_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +106,8 @@ class CallRecord:
         started: ``time.time()`` at the start.
         duration_ms: Whole time in the gateway, upstream included.
         upstream_ms: Time spent waiting for the upstream.
+        id: The call's id (time-ordered hex): its activity record, and the parent of calls made from it.
+        parent_id: The call this one was made from, if any.
     """
 
     name: str
@@ -104,6 +120,8 @@ class CallRecord:
     started: float = field(default_factory=time.time)
     duration_ms: float = 0.0
     upstream_ms: float | None = None
+    id: str = field(default_factory=new_id)
+    parent_id: str | None = None
     _t0: float = field(default_factory=time.perf_counter)
 
     def finish(self, *, result: types.CallToolResult | None = None, error: BaseException | None = None) -> None:
@@ -128,6 +146,7 @@ class CallObserver(Protocol):
 class SearchResult:
     entry: ToolEntry
     score: float
+    why: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +155,31 @@ class SearchFilters:
     exclude_destructive: bool = False
     exclude_open_world: bool = False
     servers: frozenset[str] | None = None
+    max_tier: Tier | None = None
+
+    @classmethod
+    def for_token(
+        cls,
+        token: AgentToken | None,
+        *,
+        read_only_only: bool = False,
+        exclude_destructive: bool = False,
+        exclude_open_world: bool = False,
+    ) -> SearchFilters:
+        """Filters that also keep a token's caller to its servers and tier."""
+        servers = frozenset(token.servers) if token is not None and token.servers is not None else None
+        return cls(
+            read_only_only=read_only_only,
+            exclude_destructive=exclude_destructive,
+            exclude_open_world=exclude_open_world,
+            servers=servers,
+            max_tier=Tier[token.tier.upper()] if token is not None else None,
+        )
 
     def allows(self, entry: ToolEntry) -> bool:
         if self.servers is not None and entry.server not in self.servers:
+            return False
+        if self.max_tier is not None and entry.tier > self.max_tier:
             return False
         if self.read_only_only and entry.tier is not Tier.READ:
             return False
@@ -163,11 +204,27 @@ def tool_doc(server: str, tool: types.Tool) -> ToolDoc:
 
 ChangeListener = Callable[[], None]
 
+FeatureCheck = Callable[[str, str, "CallContext"], None]
+"""A policy step before a resources, prompts or completion request ``(server, method, ctx)`` goes
+upstream: returns to let it proceed, raises a ``ProxyError`` to refuse."""
+
+NotificationListener = Callable[[str, types.ServerNotification], Awaitable[None]]
+
 Check = Callable[[ToolEntry, dict[str, Any], "CallContext"], None]
 """A policy step before dispatch: returns to let the call proceed, raises a ``ProxyError`` to refuse."""
 
 Filter = Callable[[ToolEntry, types.CallToolResult, "CallContext"], types.CallToolResult]
 """A step on the result, in order: returns the (possibly changed) result."""
+
+
+def _check_token_server(server: str, method: str, ctx: CallContext) -> None:
+    token = ctx.token
+    if token is not None and token.servers is not None and server not in token.servers:
+        raise PolicyDenied(
+            f"this agent token may not use server '{server}'",
+            hint=f"the token is limited to: {', '.join(token.servers)}",
+            data={"server": server, "token": token.name},
+        )
 
 
 def _check_tier(entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> None:
@@ -193,7 +250,8 @@ class Gateway:
         self.data_dir = settings.data_path
         self.log_dir = self.data_dir / "logs"
         self.catalog = Catalog()
-        self.index = BM25Index()
+        self.index = ToolSearch()
+        self.searcher = SearchService(self.index)
         self.cache = ResponseCache()
         self.started_at = time.time()
         self._watch = watch_config and config_path is not None
@@ -211,9 +269,17 @@ class Gateway:
         self._state_changed = anyio.Event()
         self.checks: list[Check] = [_check_tier, _check_arguments]
         self.observers: list[CallObserver] = []
-        self.filters: list[Filter] = [self._truncate]
+        self.filters: list[Filter] = [self._shield, self._truncate]
         self.visibility: list[Callable[[ToolEntry], bool]] = []
+        # Resources, prompts and completions (see ``feature_upstream``).
+        self.server_visibility: list[Callable[[str], bool]] = []
+        self.feature_checks: list[FeatureCheck] = []
+        self.state_listeners: list[Callable[[ServerStatus], None]] = []
+        # Policy decisions, state changes, auth failures... (``record_event``): activity log, metrics.
+        self.event_listeners: list[Callable[[OpsEvent], None]] = []
+        self.notification_listeners: list[NotificationListener] = []
         self.state = StateService(settings, config_path, on_change=self._apply_servers, expect_write=self._expect_write)
+        self.ops = Operations(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -223,15 +289,42 @@ class Gateway:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._store = await stack.enter_async_context(Store(self.data_dir / DB_FILE_NAME))
             self._tools = ToolStore(self._store)
+            self.searcher = SearchService(
+                self.index, mode=self.settings.search_mode, usage_boost=self.settings.search_usage_boost
+            )
+            await self.searcher.open(self._store)
+            if self.searcher.usage is not None:
+                self.observers.append(self.searcher)
+            self._security_store = SecurityStore(self._store)
+            self.security = SecurityPolicy(self._security_store, self.settings)
+            await self.security.load()
+            self._tokens = {t.token_hash: t for t in await self._security_store.tokens()}
+            self.visibility.insert(0, self.security.visible)
+            self.checks.insert(0, self.security.check)
+            self.checks.insert(1, check_token)
+            # Quarantined servers' resources and prompts are hidden too; a token keeps to its servers.
+            self.server_visibility.append(lambda server: self.security.server_status(server) == "approved")
+            self.feature_checks.append(_check_token_server)
+            for spec in self.settings.servers.values():
+                await self.security.on_server_added(spec.name, self.settings.trust_for(spec))
             await self._load_snapshots()
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._tg.cancel_scope.cancel)
+            self.searcher.start(self._tg)
             send, receive = anyio.create_memory_object_stream[tuple[str, str, bool, float]](STATS_BUFFER)
             self._stats_send = send
             self._tg.start_soon(self._write_stats, receive)
             self._pool = await stack.enter_async_context(
-                UpstreamPool(self.settings, log_dir=self.log_dir, on_tools=self._on_tools, on_state=self._on_state)
+                UpstreamPool(
+                    self.settings,
+                    log_dir=self.log_dir,
+                    on_tools=self._on_tools,
+                    on_state=self._on_state,
+                    on_notification=self._on_upstream_notification,
+                )
             )
+            # Activity log, limits, drain: closed before the pool, so calls in flight can finish.
+            await stack.enter_async_context(self.ops.running(self._store, self._tg))
             for spec in self.settings.servers.values():
                 await self._pool.start(spec)
             if self._watch:
@@ -312,17 +405,40 @@ class Gateway:
             self._observe("call_finished", record)
 
     def _observe(self, event: str, record: CallRecord) -> None:
-        for observer in self.observers:
+        # Finished in the reverse order of started, like nested blocks: the first observer (the
+        # activity recorder, which binds the call's ids to log lines) is the last to let go.
+        for observer in self.observers if event == "call_started" else reversed(self.observers):
             try:
                 getattr(observer, event)(record)
             except Exception:
                 logger.exception("call observer %r failed on %s", observer, event)
 
     async def _dispatch(self, entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        """Send the call to the upstream that owns the tool, over its live session."""
+        """Send the call to the upstream that owns the tool, over its live session, through the
+        server's concurrency limit and circuit breaker (``mcpproxy.observe.ops``)."""
         upstream = self.pool.get(entry.server)
         options = CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
-        return await upstream.call_tool(entry.name, args, options)
+        return await self.ops.call(upstream, entry, args, options)
+
+    def record_event(self, event: OpsEvent) -> None:
+        """Tell the activity log and the metrics about a policy decision, state change, auth failure..."""
+        for listener in self.event_listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("event listener %r failed on %s", listener, event.kind)
+
+    def _shield(self, entry: ToolEntry, result: types.CallToolResult, ctx: CallContext) -> types.CallToolResult:
+        spec = self.settings.servers.get(entry.server)
+        if spec is None:
+            return result
+        return shield_result(
+            result,
+            tool=entry.key,
+            mode=self.settings.redaction_for(spec),
+            spotlight=self.settings.spotlight_for(spec),
+            report=ctx.events.append,
+        )
 
     def _truncate(self, entry: ToolEntry, result: types.CallToolResult, ctx: CallContext) -> types.CallToolResult:
         return truncate_result(
@@ -330,16 +446,78 @@ class Gateway:
             tool=entry.key,
             limit=self.settings.tool_response_limit,
             cache=self.cache,
-            keep_structured=entry.tool.output_schema is not None and ctx.via == "mcp-direct",
+            keep_structured=entry.tool.output_schema is not None and ctx.via in ("mcp-direct", "mcp-server"),
         )
 
     def visible(self, entry: ToolEntry) -> bool:
         """Whether a tool may be listed and found (every predicate in ``self.visibility`` agrees)."""
         return all(predicate(entry) for predicate in self.visibility)
 
-    def visible_tools(self) -> list[ToolEntry]:
-        """The catalog as clients may see it, in its deterministic order."""
-        return [entry for entry in self.catalog if self.visible(entry)]
+    def visible_tools(self, token: AgentToken | None = None) -> list[ToolEntry]:
+        """The catalog as clients (holding ``token``, if any) may see it, in its deterministic order."""
+        return [entry for entry in self.catalog if self.visible(entry) and token_allows(token, entry)]
+
+    # -- agent tokens -------------------------------------------------------------------------
+
+    def lookup_token(self, digest: str) -> AgentToken | None:
+        token = self._tokens.get(digest)
+        return token if token is not None and token.active() else None
+
+    def tokens(self) -> list[AgentToken]:
+        return sorted(self._tokens.values(), key=lambda t: t.created_at)
+
+    async def create_token(
+        self, name: str, tier: str, servers: list[str] | None, expires_in: float | None
+    ) -> tuple[str, AgentToken]:
+        """A new agent token; the secret is returned once and only its hash is kept."""
+        if tier not in ("read", "write", "destructive"):
+            raise InvalidArguments("tier is read, write or destructive")
+        if any(t.name == name and t.active() for t in self._tokens.values()):
+            raise Conflict(f"an active token named '{name}' exists", hint="revoke it first or pick another name")
+        secret, record = new_token(name, tier, servers, expires_in)
+        await self._security_store.add_token(record)
+        self._tokens[record.token_hash] = record
+        return secret, record
+
+    async def revoke_token(self, id_or_name: str) -> None:
+        now = time.time()
+        if not await self._security_store.revoke_token(id_or_name, now):
+            raise NotFound(f"no active token '{id_or_name}'", hint="`mcpproxy token list` shows them")
+        for token in self._tokens.values():
+            if (token.id == id_or_name or token.name == id_or_name) and token.revoked_at is None:
+                token.revoked_at = now
+
+    # -- resources, prompts, completions ---------------------------------------------------
+
+    def server_visible(self, server: str) -> bool:
+        """Whether a server's resources and prompts may be listed and used."""
+        return all(predicate(server) for predicate in self.server_visibility)
+
+    def feature_servers(self) -> list[str]:
+        """Ready, visible servers in name order: whose resources and prompts are listed."""
+        return [
+            s.name for s in self.statuses() if s.state is UpstreamState.READY and self.server_visible(s.name)
+        ]
+
+    def feature_upstream(self, server: str, method: str, ctx: CallContext) -> ManagedUpstream:
+        """The upstream that serves a resources, prompts or completion request (``method``).
+
+        The same gates as a tool call where they apply: the server must exist and be visible,
+        and every ``self.feature_checks`` step must let the request through.
+
+        Raises:
+            UnknownServer: No such server, or it is hidden.
+            ProxyError: A check refused the request.
+        """
+        if server not in self.state.settings.servers or not self.server_visible(server):
+            raise UnknownServer(
+                f"no server named '{server}'",
+                hint="list resources or prompts again; names carry their server",
+                data={"server": server},
+            )
+        for check in self.feature_checks:
+            check(server, method, ctx)
+        return self.pool.get(server)
 
     def resolve(self, name: str) -> ToolEntry:
         return self.catalog.resolve(name, known_servers=self.settings.servers)
@@ -347,19 +525,34 @@ class Gateway:
     def read_cache(self, key: str, offset: int = 0, limit: int | None = None) -> Page:
         return self.cache.read(key, offset, limit or self.settings.tool_response_limit or 20_000)
 
-    def search(self, query: str, limit: int, filters: SearchFilters | None = None) -> list[SearchResult]:
+    def search(
+        self,
+        query: str | Sequence[str],
+        limit: int,
+        filters: SearchFilters | None = None,
+        *,
+        diversify: bool = True,
+        explain: bool = False,
+        client: str | None = None,
+    ) -> list[SearchResult]:
+        """Tools for one request or several, among those the caller may see (``visible`` and ``filters``).
+
+        See ``mcpproxy.search.engine.ToolSearch.find`` for ``diversify``, ``explain`` and ``client``.
+        """
         flt = filters or SearchFilters()
 
         def allow(server: str, tool: str) -> bool:
             entry = self.catalog.get(server, tool)
             return entry is not None and flt.allows(entry) and self.visible(entry)
 
-        hits = self.index.search(query, limit, allow=allow)
+        queries = [query] if isinstance(query, str) else list(query)
+        matches = self.index.find(queries, limit, allow, diversify=diversify, explain=explain, client=client)
         out: list[SearchResult] = []
-        for hit in hits:
-            entry = self.catalog.get(hit.server, hit.name)
+        for match in matches:
+            entry = self.catalog.get(match.server, match.name)
             if entry is not None:
-                out.append(SearchResult(entry, hit.score))
+                out.append(SearchResult(entry, match.score, match.why))
+        self.searcher.remember(client, [r.entry.key for r in out])
         return out
 
     # -- status -----------------------------------------------------------------------------
@@ -392,13 +585,21 @@ class Gateway:
         server = status.name
         if self._pool is None or server not in self._pool:
             return
+        spec = self.settings.servers.get(server)
+        if spec is None:
+            return
+        dumped = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
+        others = {
+            name: [e.tool.model_dump(by_alias=True, mode="json", exclude_none=True) for e in self.catalog.tools_of(name)
+                   if self.visible(e)]
+            for name in self.catalog.servers() if name != server
+        }
+        await self.security.on_tools(server, self.settings.trust_for(spec), dumped, others)
         self.catalog.replace_server(server, tools)
-        self.index.replace_server(server, [tool_doc(server, t) for t in tools], context=status.instructions or "")
+        self.searcher.index_server(server, tools, server_context(spec.description, status.instructions))
         self._notify()
         try:
-            await self.tool_store.save_tools(
-                server, [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
-            )
+            await self.tool_store.save_tools(server, dumped)
         except ProxyError as exc:
             logger.error("cannot save the tools of %s: %s", server, exc)
 
@@ -407,6 +608,15 @@ class Gateway:
             self._attempted.add(status.name)
         self._state_changed.set()
         self._state_changed = anyio.Event()
+        for listener in list(self.state_listeners):
+            listener(status)
+
+    async def _on_upstream_notification(self, server: str, notification: types.ServerNotification) -> None:
+        for listener in list(self.notification_listeners):
+            try:
+                await listener(server, notification)
+            except Exception:
+                logger.exception("notification listener failed for %s", server)
 
     async def wait_state_change(self) -> None:
         """Return at the next state change of any server."""
@@ -424,9 +634,20 @@ class Gateway:
 
     async def _write_stats(self, receive: MemoryObjectReceiveStream[tuple[str, str, bool, float]]) -> None:
         async with receive:
-            async for server, tool, ok, ms in receive:
+            async for first in receive:
+                # Everything queued meanwhile goes in the same transaction (one per batch, not per call).
+                counts: dict[tuple[str, str], tuple[int, int, float]] = {}
+                item: tuple[str, str, bool, float] | None = first
+                while item is not None:
+                    server, tool, ok, ms = item
+                    calls, errors, total = counts.get((server, tool), (0, 0, 0.0))
+                    counts[(server, tool)] = (calls + 1, errors + (not ok), total + ms)
+                    try:
+                        item = receive.receive_nowait() if len(counts) < 1000 else None
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        item = None
                 try:
-                    await self.tool_store.record_call(server, tool, ok, ms)
+                    await self.tool_store.record_calls(counts)
                 except ProxyError as exc:
                     logger.warning("cannot record call statistics: %s", exc)
 
@@ -445,7 +666,7 @@ class Gateway:
                 except ValueError:
                     continue
             self.catalog.replace_server(server, tools)
-            self.index.replace_server(server, [tool_doc(server, t) for t in tools])
+            self.searcher.index_server(server, tools, server_context(self.settings.servers[server].description, None))
         logger.info("search index rebuilt from the store: %d tools", len(self.index))
 
     async def _apply_servers(self, old: dict[str, ServerSpec], new: dict[str, ServerSpec]) -> None:
@@ -457,19 +678,48 @@ class Gateway:
             self.catalog.remove_server(name)
             self.index.remove_server(name)
             await self.tool_store.delete_server(name)
+            await self.security.on_server_removed(name)
             logger.info("server %s removed", name)
         for name in sorted(new.keys() - old.keys()):
+            await self.security.on_server_added(name, self.settings.trust_for(new[name]))
             await pool.start(new[name])
             logger.info("server %s added", name)
         for name in sorted(new.keys() & old.keys()):
             if new[name] != old[name]:
                 self._attempted.discard(name)
+                if self.settings.trust_for(new[name]) == "auto" and self.security.server_status(name) != "approved":
+                    await self.security.approve_server(name, by="trust:auto")
                 if not new[name].enabled:
                     self.catalog.remove_server(name)
                     self.index.remove_server(name)
                 pool.update(new[name])
                 logger.info("server %s updated", name)
         self._notify()
+
+    # -- human decisions (CLI and REST only; never reachable from the model) -------------------
+
+    async def approve_server(self, name: str, *, by: str) -> list[str]:
+        self.state.get(name)
+        released = await self.security.approve_server(name, by=by)
+        self._notify()
+        self.record_event(OpsEvent(kind="policy", action="approve", check="quarantine", server=name,
+                                   detail={"by": by, "released_tools": len(released)}))
+        return released
+
+    async def quarantine_server(self, name: str, *, by: str) -> None:
+        self.state.get(name)
+        await self.security.quarantine_server(name, by=by)
+        self._notify()
+        self.record_event(OpsEvent(kind="policy", action="quarantine", check="quarantine", server=name,
+                                   detail={"by": by}))
+
+    async def decide_tool(self, name: str, decision: str, *, by: str) -> dict[str, Any]:
+        server, _, tool = name.partition(":")
+        pin = await self.security.decide_tool(server, tool, decision, by=by)
+        self._notify()
+        self.record_event(OpsEvent(kind="policy", action=decision, check="pin", server=server, tool=tool,
+                                   detail={"by": by}))
+        return pin.to_dict()
 
     async def enable(self, name: str, enabled: bool) -> ServerSpec:
         return await self.state.set_enabled(name, enabled)

@@ -28,7 +28,9 @@ PROXY_TOOLS = {
     "call_tool_write",
     "call_tool_destructive",
     "read_cache",
+    "quarantine_security",
     "upstream_servers",
+    "code_execution",
 }
 
 

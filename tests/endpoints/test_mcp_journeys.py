@@ -26,7 +26,9 @@ PROXY_TOOLS = {
     "call_tool_write",
     "call_tool_destructive",
     "read_cache",
+    "quarantine_security",
     "upstream_servers",
+    "code_execution",
 }
 
 
@@ -62,11 +64,14 @@ async def test_retrieve_mode_lists_only_the_proxy_tools_and_teaches_the_workflow
 
 
 async def test_search_finds_the_time_tool_for_what_time_is_it_in_tokyo(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
     servers = {
         "time": stdio_entry(paths.pyserver_bin("mcp-server-time")),
         "everything": stdio_entry([*paths.npm_bin("mcp-server-everything"), "stdio"]),
-        "filesystem": stdio_entry([*paths.npm_bin("mcp-server-filesystem"), str(tmp_path)]),
-        "memory": stdio_entry(paths.npm_bin("mcp-server-memory"), {"MEMORY_FILE_PATH": str(tmp_path / "m.jsonl")}),
+        # Their files live beside, never around, the gateway's data dir (isolation keeps that hidden).
+        "filesystem": stdio_entry([*paths.npm_bin("mcp-server-filesystem"), str(files)]),
+        "memory": stdio_entry(paths.npm_bin("mcp-server-memory"), {"MEMORY_FILE_PATH": str(files / "m.jsonl")}),
         "notes": fixture_entry("notes_server"),
     }
     async with running_gateway(tmp_path, servers) as gw:

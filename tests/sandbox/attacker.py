@@ -5,8 +5,8 @@ error surface the way a real program would (a traceback on stderr, exit 1), so t
 can check that ``explain_exit`` understands it. Every attack is bounded by itself too
 (counts and wall-clock), so even a sandbox that failed could not run away.
 
-Attacks: read_file PATH... | write_file PATH | connect PORT | fetch URL | tunnel HOST:PORT |
-fork_bomb | alloc | cpu
+Attacks: read_file PATH... | write_file PATH | connect [HOST:]PORT | fetch URL | tunnel HOST:PORT |
+fork_bomb | alloc | cpu [SECONDS]
 """
 
 from __future__ import annotations
@@ -40,11 +40,14 @@ def write_file(path: str) -> str:
     return f"wrote {path}"
 
 
-def connect(port: str) -> str:
-    with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as conn:
+def connect(target: str) -> str:
+    """``PORT`` (on 127.0.0.1) or ``HOST:PORT``."""
+    host, _, port = target.rpartition(":")
+    host = host or "127.0.0.1"
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
         conn.sendall(b"ping\n")
         reply = conn.recv(100)
-    return f"talked to 127.0.0.1:{port}: {reply!r}"
+    return f"talked to {host}:{port}: {reply!r}"
 
 
 def fetch(url: str) -> str:
@@ -91,11 +94,11 @@ def alloc() -> str:
     return f"allocated {len(block)} bytes"
 
 
-def cpu() -> str:
+def cpu(seconds: str = str(CPU_SECONDS)) -> str:
     # Counted in CPU time, not wall time, so a busy machine cannot make it finish early.
     end = time.monotonic() + CPU_WALL_LIMIT
     n = 0
-    while time.process_time() < CPU_SECONDS and time.monotonic() < end:
+    while time.process_time() < float(seconds) and time.monotonic() < end:
         n += 1
     return f"spun {time.process_time():.1f} s of CPU"
 
@@ -113,5 +116,6 @@ ATTACKS: dict[str, Callable[..., str]] = {
 
 
 if __name__ == "__main__":
-    result = ATTACKS[sys.argv[1]](*sys.argv[2:])
+    # ``path:/x`` is the path /x, spelled so that the default policy does not see (and grant) it.
+    result = ATTACKS[sys.argv[1]](*(arg.removeprefix("path:") for arg in sys.argv[2:]))
     print(f"ATTACK SUCCEEDED: {result}", flush=True)

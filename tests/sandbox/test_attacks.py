@@ -162,6 +162,13 @@ async def test_cannot_write_outside_working_dir(backend: str, host: FakeHost) ->
     assert not target.exists()
 
 
+async def test_under_bwrap_a_write_beside_the_binds_fails_instead_of_vanishing(host: FakeHost) -> None:
+    """Bubblewrap's empty root holds the mount points it made (``/run/mcpproxy`` for the launcher):
+    remounted read-only, a write there fails with EROFS instead of landing in a tmpfs that vanishes."""
+    result, why = await attack("bwrap", host, ["write_file", "/run/mcpproxy/planted.txt"])
+    assert_stopped(result, why, r"denied by sandbox: .*Read-only file system")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_can_write_inside_working_dir(backend: str, host: FakeHost) -> None:
     target = host.work / "notes.txt"

@@ -7,6 +7,9 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
+from mcpproxy.sandbox.base import SandboxPolicyError
 from mcpproxy.sandbox.defaults import default_policy_for, server_key
 from tests.sandbox.support import FakeHost
 
@@ -27,7 +30,7 @@ def test_paths_in_args_and_env_become_reachable(host: FakeHost, tmp_path: Path) 
         name="srv",
         home=str(host.home),
     )
-    assert str(docs) in policy.readonly_paths
+    assert str(docs) in policy.writable_paths  # a directory handed to the server
     assert str(inside) in policy.writable_paths  # under the working dir
     assert str(host.work) in policy.writable_paths
     assert str(memory_dir) in policy.writable_paths  # a data file's parent
@@ -38,11 +41,10 @@ def test_paths_in_args_and_env_become_reachable(host: FakeHost, tmp_path: Path) 
 
 def test_secrets_home_and_data_dir_are_never_granted(host: FakeHost) -> None:
     notes: list[str] = []
-    (host.home / "memory.json").write_text("{}")
     policy = default_policy_for(
         "node",
         ["server.js", str(host.home), str(host.home / ".ssh"), str(host.data), "/", "/etc", "~/.ssh/id_rsa"],
-        {"MEMORY_FILE_PATH": str(host.home / "memory.json"), "DB_PATH_FILE": str(host.config)},
+        {"CONFIG": str(host.config)},
         str(host.home),
         host.data,
         name="greedy",
@@ -53,12 +55,35 @@ def test_secrets_home_and_data_dir_are_never_granted(host: FakeHost) -> None:
     for forbidden in (host.home, host.home / ".ssh", host.ssh_key, host.data, host.config, Path("/"), Path("/etc")):
         assert str(forbidden) not in granted
     assert all(not p.startswith(str(host.data)) or p.startswith(str(host.data / "sandbox" / "greedy")) for p in granted)
-    # The home directory is refused as a whole, but the data file named in the env is allowed alone.
-    assert str(host.home / "memory.json") in policy.writable_paths
     assert policy.working_dir == policy.home_dir  # the configured cwd (the home) was refused
     assert any("home directory itself" in n for n in notes)
     assert any("credential store" in n for n in notes)
     assert any("data directory" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "named"),
+    [
+        ({"MEMORY_FILE_PATH": "{home}/memory.json"}, [], "MEMORY_FILE_PATH"),
+        ({"APP_DB": "{data}/app.db"}, [], "APP_DB"),
+        ({}, ["--db-path", "{home}/app.db"], "--db-path"),
+    ],
+)
+def test_a_data_file_in_a_directory_that_is_never_shared_is_refused_at_start(
+    host: FakeHost, env: dict[str, str], args: list[str], named: str
+) -> None:
+    """The server would write next to it (temporary file + rename, journals): the file alone is not enough."""
+    fill = {"home": str(host.home), "data": str(host.data)}
+    with pytest.raises(SandboxPolicyError, match=f"^{named}=.*cannot be shared with a sandbox") as caught:
+        default_policy_for(
+            "node",
+            ["server.js", *(a.format(**fill) for a in args)],
+            {k: v.format(**fill) for k, v in env.items()},
+            None,
+            host.data,
+            home=str(host.home),
+        )
+    assert caught.value.hint is not None and "directory of its own" in caught.value.hint
 
 
 def test_private_home_tmp_and_caches(host: FakeHost) -> None:
@@ -115,3 +140,29 @@ def test_node_script_gets_its_node_modules_tree(host: FakeHost, tmp_path: Path) 
     script.write_text("")
     policy = default_policy_for("node", [str(script), "--flag"], {}, None, host.data, home=str(host.home))
     assert str(tmp_path / "lib" / "node_modules") in policy.readonly_paths
+
+
+def test_named_files_are_read_only_unless_a_flag_says_data(host: FakeHost, tmp_path: Path) -> None:
+    config, db_dir, out_dir = tmp_path / "settings.json", tmp_path / "db", tmp_path / "out"
+    config.write_text("{}")
+    db_dir.mkdir()
+    out_dir.mkdir()
+    policy = default_policy_for(
+        "mcp-server-sqlite",
+        ["--config", str(config), "--db-path", str(db_dir / "new.db"), f"--output={out_dir / 'report.txt'}"],
+        {},
+        None,
+        host.data,
+        home=str(host.home),
+    )
+    assert str(config) in policy.readonly_paths
+    assert str(db_dir) in policy.writable_paths  # sqlite writes its journal next to the database
+    assert str(out_dir) in policy.writable_paths
+
+
+def test_directories_in_system_trees_stay_read_only(host: FakeHost) -> None:
+    args = ["server.js", "/usr/share", "/etc/ssl", "--config-file=/etc/hosts", "--output=/usr/share/doc/x.txt"]
+    policy = default_policy_for("node", args, {}, None, host.data, home=str(host.home))
+    for path in ("/usr/share", "/etc/ssl", "/etc/hosts", "/usr/share/doc"):
+        assert path in policy.readonly_paths
+        assert path not in policy.writable_paths

@@ -6,7 +6,7 @@ import pytest
 
 from mcpproxy.search.base import ToolDoc
 from mcpproxy.search.bm25 import BM25Index
-from mcpproxy.search.expand import query_terms
+from mcpproxy.search.expand import EXPANSION_WEIGHT, VALUE_WEIGHT, query_terms, weighted_terms
 from mcpproxy.search.tokenize import tokenize
 
 CURRENT = tokenize("current")[0]
@@ -26,9 +26,44 @@ def test_questions_about_the_present_gain_the_word_current(query: str) -> None:
     assert CURRENT in query_terms(query)
 
 
-@pytest.mark.parametrize("query", ["convert 3pm London to Tokyo", "what is a monad", "news from today", "time zones"])
-def test_other_queries_are_left_as_they_are(query: str) -> None:
+@pytest.mark.parametrize("query", ["what is a monad", "time zones", "tokyo london"])
+def test_queries_without_a_rule_to_apply_are_left_as_they_are(query: str) -> None:
     assert query_terms(query) == list(dict.fromkeys(tokenize(query)))
+
+
+def test_words_of_the_query_keep_weight_one_and_come_before_expansions() -> None:
+    terms = weighted_terms("save the picture")
+    words = tokenize("save the picture")
+    assert terms[: len(words)] == [(w, 1.0) for w in words]
+    assert all(weight < 1.0 for _, weight in terms[len(words) :])
+
+
+def test_a_synonym_brings_the_other_words_of_its_group() -> None:
+    expanded = dict(weighted_terms("plot the monthly sales"))
+    assert expanded[tokenize("chart")[0]] == EXPANSION_WEIGHT
+    assert expanded[tokenize("graph")[0]] == EXPANSION_WEIGHT
+
+
+def test_a_file_path_names_a_file_and_its_kind() -> None:
+    expanded = dict(weighted_terms("summarise the quarter into /home/me/reports/q3.docx"))
+    for word in ("file", "path", "word", "document"):
+        assert expanded[tokenize(word)[0]] == VALUE_WEIGHT
+
+
+def test_saving_to_a_path_asks_for_writing() -> None:
+    assert tokenize("write")[0] in query_terms("save it in /tmp/out/report.md")
+    assert tokenize("write")[0] not in query_terms("read /tmp/out/report.md")
+
+
+def test_a_path_without_extension_is_a_directory_and_a_url_is_a_url() -> None:
+    assert tokenize("directory")[0] in query_terms("list everything under /var/log/nginx/")
+    terms = query_terms("summarise https://example.com/post?id=3")
+    assert "url" in terms
+    assert "file" not in terms
+
+
+def test_a_fraction_or_a_date_is_not_a_path() -> None:
+    assert "file" not in query_terms("split 3/4 of the budget on 2024/05/01")
 
 
 def test_the_current_time_tool_beats_the_conversion_tool_for_a_question_about_now() -> None:

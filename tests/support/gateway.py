@@ -38,7 +38,15 @@ READY_TIMEOUT = 30.0
 def write_config(tmp_path: Path, servers: Mapping[str, Mapping[str, Any]], **settings: Any) -> Path:
     """A config file with ``servers`` and a loopback listener on a free port."""
     data_dir = tmp_path / "data"
-    config = {"listen": f"{LOOPBACK}:{free_port()}", "data_dir": str(data_dir), **settings, "mcpServers": servers}
+    # Journeys that are not about quarantine run with trusted servers; security journeys pass
+    # default_trust="manual" (the product's default) explicitly.
+    config = {
+        "listen": f"{LOOPBACK}:{free_port()}",
+        "data_dir": str(data_dir),
+        "default_trust": "auto",
+        **settings,
+        "mcpServers": servers,
+    }
     path = tmp_path / "mcp_config.json"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path

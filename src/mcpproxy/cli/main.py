@@ -16,7 +16,15 @@ from mcpproxy.cli.upstream import upstream
 
 # Commands whose module imports the gateway (and the MCP SDK, seconds on a busy machine): they
 # are loaded only when run, so that client commands such as `status` start fast.
-_LAZY_COMMANDS = {"serve": "mcpproxy.cli.serve", "security": "mcpproxy.cli.security"}
+_LAZY_COMMANDS = {
+    "serve": "mcpproxy.cli.serve",
+    "security": "mcpproxy.cli.security",
+    "token": "mcpproxy.cli.token",
+    "secrets": "mcpproxy.cli.secrets",
+    "activity": "mcpproxy.cli.activity",
+    "doctor": "mcpproxy.cli.doctor",
+    "code": "mcpproxy.cli.code",
+}
 
 
 class _Cli(click.Group):

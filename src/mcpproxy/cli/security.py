@@ -18,14 +18,16 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mcpproxy.cli.common import Api, print_json
 from mcpproxy.errors import ConfigError
-from mcpproxy.policy.scanner import DEFAULT_POLICY, ToolReport, Verdict, load_tools_file, scan_tools
+from mcpproxy.policy.scanner import DEFAULT_POLICY, Finding, Severity, ToolReport, Verdict, load_tools_file, scan_tools
 
 EXIT_OK = 0
 EXIT_RISKY = 1
@@ -102,10 +104,10 @@ def security() -> None:
 
 
 @security.command("scan")
+@click.argument("server", required=False)
 @click.option(
     "--tools-file",
     "tools_file",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Tools to scan: a JSON array, a tools/list result, server wrappers, or JSONL.",
 )
@@ -117,15 +119,53 @@ def security() -> None:
     show_default=True,
     help="Exit with status 1 when any tool's risk is above this.",
 )
-def scan(tools_file: Path, as_json: bool, threshold: int) -> None:
-    """Scan tool definitions from a file; exit 1 if any tool is riskier than the threshold."""
-    try:
-        loaded = load_tools_file(tools_file)
-    except ConfigError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    reports = scan_tools(loaded)
+@click.pass_context
+def scan(ctx: click.Context, server: str | None, tools_file: Path | None, as_json: bool, threshold: int) -> None:
+    """Scan a configured SERVER's tools (through the running gateway) or a file of tool definitions.
+
+    Exit 1 if any tool is riskier than the threshold.
+    """
+    if (server is None) == (tools_file is None):
+        raise click.UsageError("give either SERVER or --tools-file FILE")
+    if server is not None:
+
+        body = Api(ctx.obj).get(f"/security/scan/{server}")
+        reports = [_report(item) for item in body["reports"]]
+    else:
+        assert tools_file is not None
+        try:
+            loaded = load_tools_file(tools_file)
+        except ConfigError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            sys.exit(EXIT_UNREADABLE)
+        reports = scan_tools(loaded)
     click.echo(render_reports(reports, as_json, color=not as_json and sys.stdout.isatty()))
     sys.exit(exit_code(reports, threshold))
+
+
+def _report(item: dict[str, Any]) -> ToolReport:
+    findings = tuple(
+        Finding(rule=f["rule"], severity=Severity(f["severity"]), location=f["location"], evidence=f["evidence"])
+        for f in item.get("findings", [])
+    )
+    return ToolReport(item.get("server"), item["name"], int(item["risk"]), Verdict(item["verdict"]), findings)
+
+
+@security.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_held(ctx: click.Context, as_json: bool) -> None:
+    """Servers in quarantine and tools held for review (new, changed, flagged, blocked)."""
+
+    body = Api(ctx.obj).get("/security")
+    if as_json:
+        print_json(body)
+        return
+    for item in body["quarantined_servers"]:
+        click.echo(f"server {item['server']}: {item['status']} ({item['reason'] or 'no reason given'})")
+    for pin in body["held_tools"]:
+        click.echo(f"tool {pin['name']}: {pin['status']} risk {pin['risk']} ({pin['reason'] or ''})")
+    if not body["quarantined_servers"] and not body["held_tools"]:
+        click.echo("nothing is held")

@@ -28,9 +28,11 @@ from mcpproxy.app import build_app
 from mcpproxy.cli.common import EXIT_INVALID, Env, fail, fail_proxy
 from mcpproxy.config.fields import SETTING_FIELDS
 from mcpproxy.endpoints.mcp_server import build_retrieve_server
+from mcpproxy.endpoints.notify import Hub
 from mcpproxy.errors import ProxyError
 from mcpproxy.gateway import Gateway
 from mcpproxy.observe.logging import setup_logging
+from mcpproxy.observe.shutdown import CancellableStdin, DrainingServer, graceful_timeout, stop_on_signal
 from mcpproxy.settings import Settings, is_loopback_host
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,20 @@ def serve(env: Env, /, use_stdio: bool, no_watch: bool, **flags: Any) -> None:
         settings = env.settings()
     except ProxyError as exc:
         fail_proxy(exc)
-    setup_logging(level=settings.log_level, fmt=settings.log_format, log_dir=settings.data_path / "logs")
-    if not is_loopback_host(settings.host):
-        logger.warning("listening on %s: anyone who can reach this address can use the gateway", settings.host)
+    setup_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        log_dir=settings.data_path / "logs",
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )
+    if not is_loopback_host(settings.host) and settings.mcp_auth != "required" and (not use_stdio or listen):
+        fail(
+            f"refusing to listen on {settings.host} without authentication: anyone who can reach it could use "
+            "every tool",
+            EXIT_INVALID,
+            'set "mcp_auth": "required" (clients then need `mcpproxy token create`), or listen on 127.0.0.1',
+        )
     try:
         if use_stdio:
             anyio.run(_serve_stdio, env, settings, bool(listen), not no_watch)
@@ -91,9 +104,10 @@ def _uvicorn(gateway: Gateway, settings: Settings) -> uvicorn.Server:
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(graceful_timeout(gateway) + 0.999),
     )
-    return uvicorn.Server(config)
+    # On SIGTERM/SIGINT: stop accepting, drain calls in flight (bounded), close upstreams, flush the store.
+    return DrainingServer(config, gateway)
 
 
 def bind_socket(settings: Settings) -> socket.socket:
@@ -135,14 +149,24 @@ async def _serve_stdio(env: Env, settings: Settings, with_http: bool, watch: boo
             await _run_stdio(gateway)
             server.should_exit = True
         return
-    async with gateway:
+    async with gateway, anyio.create_task_group() as tg:
+        # SIGTERM/SIGINT: drain calls in flight (bounded), then leave: the gateway closes and flushes.
+        await tg.start(stop_on_signal, gateway, tg.cancel_scope)
         await _run_stdio(gateway)
+        tg.cancel_scope.cancel()
 
 
 async def _run_stdio(gateway: Gateway) -> None:
-    mcp_server = build_retrieve_server(gateway)
-    async with stdio_server() as (read_stream, write_stream):
-        await mcp_server.run(read_stream, write_stream, mcp_server.create_initialization_options())
+    async with Hub(gateway) as hub:
+        mcp_server = build_retrieve_server(gateway, hub)
+        # A reader a SIGTERM can interrupt while the client keeps stdin open (see CancellableStdin).
+        stdin = CancellableStdin() if CancellableStdin.usable() else None
+        try:
+            async with stdio_server(stdin=stdin) as (read_stream, write_stream):  # type: ignore[arg-type]
+                await mcp_server.run(read_stream, write_stream, mcp_server.create_initialization_options())
+        finally:
+            if stdin is not None:
+                await stdin.aclose()
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:

@@ -11,10 +11,13 @@ from mcpproxy.cli.common import Api, Env, print_json
 
 def server_table(servers: list[dict[str, object]], title: str | None = None) -> Table:
     table = Table(title=title)
+    health = any("health" in s for s in servers)  # the status endpoint adds a verdict and an action
     for col in ("server", "enabled", "transport", "state", "tools", "protocol", "detail"):
         table.add_column(col)
+    if health:
+        table.add_column("health / what to do")
     for s in servers:
-        table.add_row(
+        cells = [
             str(s["name"]),
             "yes" if s.get("enabled") else "no",
             str(s.get("transport", "")),
@@ -22,7 +25,10 @@ def server_table(servers: list[dict[str, object]], title: str | None = None) -> 
             str(s.get("tool_count", "")),
             str(s.get("protocol_version") or ""),
             str(s.get("error") or "")[:100],
-        )
+        ]
+        if health:
+            cells.append(str(s.get("health", "")) + (f": {s['action']}" if s.get("action") else ""))
+        table.add_row(*cells)
     return table
 
 

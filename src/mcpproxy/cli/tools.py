@@ -47,11 +47,23 @@ def list_cmd(env: Env, server: str | None, as_json: bool) -> None:
 @click.argument("query", nargs=-1, required=True)
 @click.option("-n", "--limit", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--explain", is_flag=True, help="Say why each tool matched (with --json: the full detail).")
 @click.pass_obj
-def search_cmd(env: Env, query: tuple[str, ...], limit: int, as_json: bool) -> None:
+def search_cmd(env: Env, query: tuple[str, ...], limit: int, as_json: bool, explain: bool) -> None:
     """Search tools the way retrieve_tools does."""
-    body = Api(env).get("/search", q=" ".join(query), limit=limit)
-    print_json(body["tools"]) if as_json else Console().print(_table(body["tools"], with_score=True))
+    params: dict[str, Any] = {"q": " ".join(query), "limit": limit}
+    if explain:
+        params["explain"] = 1
+    body = Api(env).get("/search", **params)
+    if as_json:
+        print_json(body["tools"])
+        return
+    Console().print(_table(body["tools"], with_score=True))
+    for item in body["tools"] if explain else []:
+        why = item.get("why") or {}
+        found = ", ".join(f"{f['by']} #{f['rank']}" for f in why.get("found_by", []))
+        matched = ", ".join(f"{term} ({'/'.join(fields)})" for term, fields in why.get("matched", {}).items())
+        click.echo(f"{item['name']}: found by {found or '-'}; matched {matched or '-'}")
 
 
 @tools.command("describe")
@@ -96,3 +108,40 @@ def call_cmd(env: Env, name: str, args_json: str, tier: str | None, as_json: boo
                 click.echo(f"[{block.get('type')} content]")
     if body.get("isError"):
         raise SystemExit(EXIT_FAILED)
+
+
+@tools.command("diff")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def diff_cmd(env: Env, name: str, as_json: bool) -> None:
+    """What changed in a tool since it was approved (NAME is server:tool)."""
+    body = Api(env).get(f"/security/tools/{name}/diff")
+    if as_json:
+        print_json(body)
+        return
+    click.echo(f"{body['tool']}: {body['status']}" + ("" if body["approved"] else " (never approved)"))
+    if not body["changes"]:
+        click.echo("no change since approval")
+    for change in body["changes"]:
+        click.echo(f"--- {change['field']}")
+        if "text_diff" in change:
+            click.echo(change["text_diff"].rstrip("\n"))
+        else:
+            click.echo(f"before: {json.dumps(change['before'], indent=1)}")
+            click.echo(f"after:  {json.dumps(change['after'], indent=1)}")
+
+
+def _decide(action: str, help_text: str) -> None:
+    @tools.command(action, help=help_text)
+    @click.argument("name")
+    @click.pass_obj
+    def cmd(env: Env, name: str) -> None:
+        if ":" not in name:
+            fail("NAME must be server:tool", EXIT_USAGE)
+        body = Api(env).post(f"/security/tools/{name}/{action}")
+        click.echo(f"{body['name']}: {body['status']}")
+
+
+_decide("approve", "Approve a tool's current definition (NAME is server:tool).")
+_decide("block", "Block a tool: hidden and uncallable until approved (NAME is server:tool).")

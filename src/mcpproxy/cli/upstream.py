@@ -143,3 +143,41 @@ def logs_cmd(env: Env, name: str, lines: int, follow: bool, max_seconds: float |
             time.sleep(FOLLOW_POLL_SECONDS)
     except KeyboardInterrupt:
         pass
+
+
+@upstream.command("approve")
+@click.argument("name")
+@click.pass_obj
+def approve_cmd(env: Env, name: str) -> None:
+    """Release a quarantined server (and its tools waiting for review)."""
+    body = Api(env).post(f"/servers/{name}/approve")
+    released = body.get("released_tools", [])
+    click.echo(f"approved {name}" + (f"; released {len(released)} tools" if released else ""))
+
+
+@upstream.command("quarantine")
+@click.argument("name")
+@click.pass_obj
+def quarantine_cmd(env: Env, name: str) -> None:
+    """Put a server back in quarantine: its tools are hidden and uncallable."""
+    Api(env).post(f"/servers/{name}/quarantine")
+    click.echo(f"quarantined {name}")
+
+
+@upstream.command("inspect")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def inspect_cmd(env: Env, name: str, as_json: bool) -> None:
+    """Show a server's approval and each tool's status, risk and scanner findings."""
+    body = Api(env).get(f"/security/servers/{name}")
+    if as_json:
+        print_json(body)
+        return
+    click.echo(f"{name}: {body['approval']}" + (f" ({body['reason']})" if body.get("reason") else ""))
+    for tool in body["tools"]:
+        click.echo(f"  {tool['name']}  [{tool['status']}] risk {tool.get('risk', 0)}")
+        click.echo(f"      {(tool.get('description') or '').splitlines()[0] if tool.get('description') else ''}")
+        for finding in tool.get("findings", []):
+            where = f"{finding['rule']} ({finding['severity']}) at {finding['location']}"
+            click.echo(f"      ! {where}: {finding['evidence']}")

@@ -21,9 +21,13 @@ import anyio
 import mcp_types as types
 from pydantic import ValidationError
 
+from mcpproxy.codemode import tool as code_tool
 from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
 from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entries
+from mcpproxy.policy.guards import check_path, check_url
 from mcpproxy.routing.catalog import Tier
+from mcpproxy.secrets.masking import mask_config, mask_known, mask_target
+from mcpproxy.settings import ServerSpec
 from mcpproxy.state import spec_from_entry
 
 INSTRUCTIONS = """\
@@ -36,7 +40,10 @@ Workflow:
    change state, call_tool_destructive(name, args) for tools that may delete or overwrite.
    A tool can always be called through a higher tier, never a lower one.
 3. If a result says it was truncated, page through it with read_cache(key, offset, limit).
+New servers and changed tools are held for a human's review; quarantine_security(op="list") shows them.
 Use describe_tool(names=[...]) to see full schemas, and upstream_servers(op="list") to see servers.
+For work with several steps, code_execution(code=...) runs a short program that calls the tools and returns only
+its result (call_tool, call_tools in parallel, search_tools, typed tools.<server>.<tool>(...)).
 """
 
 _CALL_SCHEMA: dict[str, Any] = {
@@ -69,18 +76,38 @@ def proxy_tool_definitions(default_limit: int) -> list[types.Tool]:
             title="Find tools",
             description=(
                 "Search every connected MCP server for the tools that fit a task. Returns tools named "
-                "'server:tool' with description, input schema, score and `call_with` (the call tool to use)."
+                "'server:tool' with description, input schema, score and `call_with` (the call tool to use). "
+                "The query may be a whole task with several steps; the tools of each step are found."
             ),
             input_schema={
                 "type": "object",
                 "properties": {
-                    "query": {"type": "string", "description": "What you want to do, in plain words."},
+                    "query": {
+                        "type": "string",
+                        "description": "What you want to do, in plain words: a short need or a whole task.",
+                    },
+                    "queries": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "maxItems": 10,
+                        "description": "Several needs at once (instead of or besides 'query').",
+                    },
                     "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": default_limit},
                     "read_only_only": {"type": "boolean", "default": False},
                     "exclude_destructive": {"type": "boolean", "default": False},
                     "exclude_open_world": {"type": "boolean", "default": False},
+                    "diversify": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Move near copies (the same tool on several servers) after distinct tools.",
+                    },
+                    "group_by_server": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "Return the tools grouped by server, servers in order of their best tool.",
+                    },
+                    "explain": {"type": "boolean", "default": False, "description": "Say why each tool matched."},
                 },
-                "required": ["query"],
             },
             annotations=read_only,
         ),
@@ -132,6 +159,23 @@ def proxy_tool_definitions(default_limit: int) -> list[types.Tool]:
             annotations=read_only,
         ),
         types.Tool(
+            name="quarantine_security",
+            title="Inspect quarantined servers and held tools",
+            description=(
+                "List servers in quarantine and tools held for review (new, changed or flagged by the scanner), "
+                "or inspect one server's tools with their scanner findings. Read-only: only a human can approve."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "op": {"type": "string", "enum": ["list", "inspect"]},
+                    "name": {"type": "string", "description": "inspect: the server to inspect."},
+                },
+                "required": ["op"],
+            },
+            annotations=read_only,
+        ),
+        types.Tool(
             name="upstream_servers",
             title="Manage upstream servers",
             description=(
@@ -151,6 +195,7 @@ def proxy_tool_definitions(default_limit: int) -> list[types.Tool]:
             },
             annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
         ),
+        code_tool.code_execution_tool(),
     ]
 
 
@@ -190,19 +235,48 @@ def _str(args: Mapping[str, Any], key: str) -> str:
 Handler = Callable[[Gateway, Mapping[str, Any], CallContext], Awaitable[types.CallToolResult]]
 
 
+def _queries(args: Mapping[str, Any]) -> list[str]:
+    queries: list[str] = []
+    query = args.get("query")
+    if query is not None:
+        queries.append(_str(args, "query"))
+    many = args.get("queries")
+    if many is not None:
+        if not isinstance(many, list) or not all(isinstance(q, str) for q in many):
+            raise InvalidArguments("'queries' must be a list of strings")
+        queries.extend(q for q in many if q.strip())
+    if not queries:
+        raise InvalidArguments("give 'query' (a string) or 'queries' (a list of strings)")
+    return queries[:10]
+
+
 async def retrieve_tools(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
-    query = _str(args, "query")
+    queries = _queries(args)
     limit = _int(args, "limit", gw.settings.tools_limit, 1, 100)
-    filters = SearchFilters(
+    filters = SearchFilters.for_token(
+        ctx.token,
         read_only_only=bool(args.get("read_only_only")),
         exclude_destructive=bool(args.get("exclude_destructive")),
         exclude_open_world=bool(args.get("exclude_open_world")),
     )
-    results = gw.search(query, limit, filters)
+    explain = bool(args.get("explain"))
+    results = gw.search(
+        queries, limit, filters, diversify=args.get("diversify") is not False, explain=explain, client=ctx.client
+    )
     described = describe_entries([r.entry for r in results])
     for item, result in zip(described, results, strict=True):
         item["score"] = round(result.score, 4)
-    return json_result({"query": query, "tools": described, "count": len(described)})
+        if explain and result.why is not None:
+            item["why"] = result.why
+    answer: dict[str, Any] = {"query": queries[0] if len(queries) == 1 else queries, "count": len(described)}
+    if args.get("group_by_server"):
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for item in described:
+            groups.setdefault(item["server"], []).append(item)
+        answer["servers"] = [{"server": server, "tools": tools} for server, tools in groups.items()]
+    else:
+        answer["tools"] = described
+    return json_result(answer)
 
 
 async def describe_tool(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
@@ -227,7 +301,8 @@ def _call(tier: Tier) -> Handler:
         if call_args is not None and not isinstance(call_args, dict):
             raise InvalidArguments("'args' must be an object of arguments for the tool")
         return await gw.call_tool(
-            name, call_args, CallContext(via=ctx.via, tier=tier, client=ctx.client, meta=ctx.meta)
+            name, call_args, CallContext(via=ctx.via, tier=tier, client=ctx.client, meta=ctx.meta, token=ctx.token,
+                                         events=ctx.events)
         )
 
     return handler
@@ -245,12 +320,27 @@ async def upstream_servers(gw: Gateway, args: Mapping[str, Any], ctx: CallContex
     name = _str(args, "name")
     if op == "add":
         entry = {k: v for k, v in args.items() if k in _SERVER_FIELDS and k not in ("name", "lines")}
-        spec = await gw.state.add(spec_from_entry(name, entry))
-        return json_result({"added": name, "server": spec.to_config()})
+        # A server the model adds is never trusted, whatever the defaults: a human approves it.
+        spec = spec_from_entry(name, {**entry, "trust": "manual"})
+        await guard_model_supplied(gw, spec)
+        spec = await gw.state.add(spec)
+        return json_result({
+            "added": name,
+            "server": mask_config(spec.to_config()),
+            "quarantined": True,
+            "note": "the server is quarantined: its tools stay hidden until a human approves it "
+            f"(`mcpproxy upstream approve {name}`)",
+        })
     if op == "update":
         changes = {k: v for k, v in args.items() if k in _SERVER_FIELDS and k not in ("name", "lines")}
+        current = gw.state.get(name)
+        candidate = spec_from_entry(name, {**current.to_config(), **changes})
+        await guard_model_supplied(gw, candidate)
         spec = await gw.state.update(name, changes)
-        return json_result({"updated": name, "server": spec.to_config()})
+        if changes.keys() & {"command", "args", "url", "env", "working_dir", "headers", "transport"}:
+            # What runs changed: a human looks again.
+            await gw.security.quarantine_server(name, by="model update")
+        return json_result({"updated": name, "server": mask_config(spec.to_config())})
     if op == "remove":
         await gw.state.remove(name)
         return json_result({"removed": name})
@@ -268,6 +358,42 @@ async def upstream_servers(gw: Gateway, args: Mapping[str, Any], ctx: CallContex
     )
 
 
+async def guard_model_supplied(gw: Gateway, spec: ServerSpec) -> None:
+    """Refuse URLs to private or metadata addresses and working dirs outside the allowed roots."""
+    if spec.url is not None:
+        await check_url(spec.url, allow_private=gw.settings.allow_private_upstreams)
+    if spec.working_dir is not None:
+        check_path(spec.working_dir, roots=gw.settings.roots())
+
+
+async def quarantine_security(gw: Gateway, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
+    op = args.get("op")
+    if op == "list":
+        return json_result({
+            "quarantined_servers": gw.security.quarantined_servers(gw.state.servers),
+            "held_tools": [p.to_dict() for p in gw.security.held_tools()],
+            "how_to_release": "only a human can approve (mcpproxy upstream approve NAME, mcpproxy tools approve S:T)",
+        })
+    if op == "inspect":
+        name = _str(args, "name")
+        gw.state.get(name)
+        tools = []
+        for entry in gw.catalog.tools_of(name):
+            pin = gw.security.pin(name, entry.name)
+            item = describe_entries([entry])[0]
+            item["status"] = pin.status if pin is not None else "pending"
+            item["risk"] = pin.risk if pin is not None else None
+            item["findings"] = pin.findings if pin is not None else []
+            tools.append(item)
+        return json_result({
+            "server": name,
+            "approval": gw.security.server_status(name),
+            "reason": gw.security.server_reason(name),
+            "tools": tools,
+        })
+    raise InvalidArguments(f"unknown op {op!r}", hint="op is list or inspect; approving is for humans only")
+
+
 def server_listing(gw: Gateway) -> list[dict[str, Any]]:
     statuses = {s.name: s for s in gw.statuses()}
     out = []
@@ -275,9 +401,12 @@ def server_listing(gw: Gateway) -> list[dict[str, Any]]:
         status = statuses.get(name)
         item: dict[str, Any] = status.to_dict() if status is not None else {"name": name, "state": "stopped"}
         item["enabled"] = spec.enabled
-        item["trust"] = spec.trust
+        item["trust"] = gw.settings.trust_for(spec)
+        item["approval"] = gw.security.server_status(name)
         item["transport"] = spec.transport
-        item["target"] = spec.url if spec.transport != "stdio" else " ".join([spec.command or "", *spec.args])
+        item["target"] = mask_target(spec)  # secret values masked; ${keyring:NAME} references shown as written
+        if item.get("error"):
+            item["error"] = mask_known(item["error"])
         out.append(item)
     return out
 
@@ -293,7 +422,7 @@ async def tail_lines(gw: Gateway, name: str, lines: int) -> list[str]:
             size = fh.tell()
             fh.seek(max(0, size - 256 * 1024))
             data = fh.read().decode("utf-8", errors="replace")
-        return data.splitlines()[-lines:]
+        return [mask_known(line) for line in data.splitlines()[-lines:]]
 
     return await anyio.to_thread.run_sync(read)
 
@@ -305,7 +434,9 @@ HANDLERS: dict[str, Handler] = {
     "call_tool_write": _call(Tier.WRITE),
     "call_tool_destructive": _call(Tier.DESTRUCTIVE),
     "read_cache": read_cache,
+    "quarantine_security": quarantine_security,
     "upstream_servers": upstream_servers,
+    "code_execution": code_tool.handle,
 }
 
 

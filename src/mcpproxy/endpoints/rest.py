@@ -17,8 +17,9 @@ Routes::
     GET    /api/v1/servers/{name}/logs?lines=N&offset=B   tail, or bytes from offset (follow)
     GET    /api/v1/tools?server=S              tools
     GET    /api/v1/tools/{server}/{tool}       one tool, full schema
-    GET    /api/v1/search?q=...&limit=N        ranked tools
+    GET    /api/v1/search?q=...&limit=N&explain=1&diversify=0   ranked tools
     POST   /api/v1/call  {"name", "args", "tier"}   call a tool (tier defaults to the tool's own)
+    GET    /api/v1/activity[/export|/{id}]     the activity log (``mcpproxy.observe.activity_api``)
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpproxy import __version__
+from mcpproxy.endpoints.health import server_health
 from mcpproxy.endpoints.proxy_tools import server_listing, tail_lines
 from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
 from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entries
+from mcpproxy.observe.activity_api import build_activity_routes
+from mcpproxy.policy.scanner import Catalog, ScanPolicy, scan_tools
 from mcpproxy.routing.catalog import Tier
+from mcpproxy.secrets.masking import mask_config, mask_known
 from mcpproxy.state import spec_from_entry
 
 API_KEY_FILE = "api_key"
@@ -131,6 +136,9 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
 
     async def status(request: Request) -> Response:
         servers = server_listing(gw)
+        for item in servers:  # circuit, queue, and a health verdict with a suggested action
+            item.update(gw.ops.health(item["name"]))
+            item.update(server_health(item))
         counts: dict[str, int] = {}
         for s in servers:
             counts[s["state"]] = counts.get(s["state"], 0) + 1
@@ -158,18 +166,18 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         if not isinstance(name, str):
             raise ConfigError("'name' is required", key="name")
         spec = await gw.state.add(spec_from_entry(name, body))
-        return JSONResponse({"added": name, "server": spec.to_config()}, status_code=201)
+        return JSONResponse({"added": name, "server": mask_config(spec.to_config())}, status_code=201)
 
     async def get_server(request: Request) -> Response:
         name = request.path_params["name"]
         gw.state.get(name)
         item = next(s for s in server_listing(gw) if s["name"] == name)
-        item["config"] = gw.state.get(name).to_config()
+        item["config"] = mask_config(gw.state.get(name).to_config())
         return JSONResponse(item)
 
     async def update_server(request: Request) -> Response:
         spec = await gw.state.update(request.path_params["name"], await _json_body(request))
-        return JSONResponse({"updated": spec.name, "server": spec.to_config()})
+        return JSONResponse({"updated": spec.name, "server": mask_config(spec.to_config())})
 
     async def delete_server(request: Request) -> Response:
         await gw.state.remove(request.path_params["name"])
@@ -181,16 +189,86 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
             await gw.enable(name, action == "enable")
         elif action == "restart":
             gw.restart(name)
+        elif action == "approve":
+            released = await gw.approve_server(name, by="api")
+            return JSONResponse({"server": name, "action": action, "released_tools": released})
+        elif action == "quarantine":
+            await gw.quarantine_server(name, by="api")
         else:
-            raise InvalidArguments(f"unknown action '{action}'", hint="enable, disable or restart")
+            raise InvalidArguments(
+                f"unknown action '{action}'", hint="enable, disable, restart, approve or quarantine"
+            )
         return JSONResponse({"server": name, "action": action})
+
+    async def create_token(request: Request) -> Response:
+        body = await _json_body(request)
+        name = body.get("name") or f"token-{int(time.time())}"
+        servers = body.get("servers")
+        if servers is not None and (not isinstance(servers, list) or not all(isinstance(x, str) for x in servers)):
+            raise InvalidArguments("'servers' must be a list of server names")
+        expires = body.get("expires_in")
+        if expires is not None and (not isinstance(expires, int | float) or expires <= 0):
+            raise InvalidArguments("'expires_in' must be a positive number of seconds")
+        secret, record = await gw.create_token(str(name), str(body.get("tier", "read")), servers, expires)
+        return JSONResponse({**record.to_dict(), "token": secret}, status_code=201)
+
+    async def list_tokens(request: Request) -> Response:
+        return JSONResponse({"tokens": [t.to_dict() for t in gw.tokens()]})
+
+    async def revoke_token(request: Request) -> Response:
+        await gw.revoke_token(request.path_params["id"])
+        return JSONResponse({"revoked": request.path_params["id"]})
+
+    async def security_overview(request: Request) -> Response:
+        return JSONResponse({
+            "quarantined_servers": gw.security.quarantined_servers(gw.state.servers),
+            "held_tools": [p.to_dict() for p in gw.security.held_tools()],
+        })
+
+    async def security_server(request: Request) -> Response:
+        name = request.path_params["name"]
+        gw.state.get(name)
+        tools = []
+        for entry in gw.catalog.tools_of(name):
+            item = describe_entries([entry])[0]
+            pin = gw.security.pin(name, entry.name)
+            item.update(pin.to_dict() if pin is not None else {"status": "pending"})
+            item["name"] = entry.key
+            tools.append(item)
+        return JSONResponse({"server": name, "approval": gw.security.server_status(name),
+                             "reason": gw.security.server_reason(name), "tools": tools})
+
+    async def security_tool(request: Request) -> Response:
+        key, action = request.path_params["key"], request.path_params["action"]
+        server, sep, tool = key.partition(":")
+        if not sep:
+            raise InvalidArguments("the tool is named server:tool")
+        if request.method == "GET" and action == "diff":
+            return JSONResponse(gw.security.diff(server, tool))
+        if request.method == "POST" and action in ("approve", "block"):
+            return JSONResponse(await gw.decide_tool(key, action, by="api"))
+        raise InvalidArguments(f"unknown action '{action}'", hint="GET diff, POST approve or block")
+
+    async def security_scan(request: Request) -> Response:
+        name = request.path_params["name"]
+        gw.state.get(name)
+        tools = [e.tool.model_dump(by_alias=True, mode="json", exclude_none=True) for e in gw.catalog.tools_of(name)]
+        others = Catalog.from_tools({
+            s: [e.tool.model_dump(by_alias=True, mode="json", exclude_none=True) for e in gw.catalog.tools_of(s)
+                if gw.visible(e)]
+            for s in gw.catalog.servers() if s != name
+        })
+        policy = ScanPolicy(warn_above=gw.settings.scan_warn_above,
+                            quarantine_above=max(gw.settings.scan_warn_above, gw.settings.scan_quarantine_above))
+        reports = await anyio.to_thread.run_sync(lambda: scan_tools(tools, server=name, others=others, policy=policy))
+        return JSONResponse({"server": name, "reports": [r.to_dict() for r in reports]})
 
     async def server_logs(request: Request) -> Response:
         name = request.path_params["name"]
         if request.query_params.get("offset") is not None:
             path = gw.server_log(name)
             data, end = await _read_from(path, _int_param(request, "offset", 0))
-            return JSONResponse({"server": name, "offset": end, "text": data})
+            return JSONResponse({"server": name, "offset": end, "text": mask_known(data)})
         lines = max(1, _int_param(request, "lines", 50))  # 0 or less would slice to the whole tail
         path = gw.server_log(name)
         size = (await anyio.Path(path).stat()).st_size if await anyio.Path(path).exists() else 0
@@ -218,10 +296,13 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
             exclude_destructive=flag("exclude_destructive"),
             exclude_open_world=flag("exclude_open_world"),
         )
-        results = gw.search(query, limit, filters)
+        diversify = request.query_params.get("diversify") not in ("0", "false")
+        results = gw.search(query, limit, filters, diversify=diversify, explain=flag("explain"))
         tools = describe_entries([r.entry for r in results])
         for item, r in zip(tools, results, strict=True):
             item["score"] = round(r.score, 4)
+            if r.why is not None:
+                item["why"] = r.why
         return JSONResponse({"query": query, "tools": tools})
 
     async def call(request: Request) -> Response:
@@ -255,7 +336,15 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         Route("/tools", handler(list_tools), methods=["GET"]),
         Route("/tools/{server}/{tool:path}", handler(get_tool), methods=["GET"]),
         Route("/search", handler(search), methods=["GET"]),
+        Route("/security", handler(security_overview), methods=["GET"]),
+        Route("/tokens", handler(list_tokens), methods=["GET"]),
+        Route("/tokens", handler(create_token), methods=["POST"]),
+        Route("/tokens/{id}", handler(revoke_token), methods=["DELETE"]),
+        Route("/security/servers/{name}", handler(security_server), methods=["GET"]),
+        Route("/security/scan/{name}", handler(security_scan), methods=["GET"]),
+        Route("/security/tools/{key}/{action}", handler(security_tool), methods=["GET", "POST"]),
         Route("/call", handler(call), methods=["POST"]),
+        *build_activity_routes(gw),
     ]
 
 

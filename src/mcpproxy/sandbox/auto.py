@@ -88,3 +88,12 @@ def select_sandbox(name: str = "auto", *, require_isolation: bool = False) -> Se
     raise SandboxUnavailable(
         f"no isolating sandbox is available ({reasons})", hint="run scripts/install-sandbox-deps.sh"
     )
+
+
+def backend_report() -> dict[str, Availability]:
+    """Every backend's availability on this machine, strongest first (for ``mcpproxy doctor``).
+
+    Blocking: it probes bubblewrap and the docker engine (each bounded by a few seconds).
+    """
+    return {name: make_sandbox(name).available() for name in STRENGTH_ORDER}
+

@@ -41,6 +41,9 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 """Host variables a sandboxed process may inherit when the caller passes them (nothing secret)."""
 
+LAUNCHER_MARKER = "mcpproxy sandbox: "
+"""Prefix of everything the launcher itself writes to stderr (setup failures, a command not found)."""
+
 EGRESS_DENIED_MARKER = "mcpproxy sandbox: egress denied"
 """Text the egress proxy puts in every refusal, so ``explain_exit`` can recognise it in stderr."""
 
@@ -344,6 +347,11 @@ def explain_exit(
     bwrap_line = _first_line(stderr_tail, ("bwrap: ",))
     if bwrap_line is not None:
         return f"sandbox failed to start: {bwrap_line}"
+    launcher_line = next(
+        (ln for ln in stderr_tail.splitlines() if LAUNCHER_MARKER in ln and EGRESS_DENIED_MARKER not in ln), None
+    )
+    if sandboxed and launcher_line is not None:
+        return f"sandbox failed to start the server: {launcher_line.strip()[:300]}"
     if sandboxed and EGRESS_DENIED_MARKER in stderr_tail:
         line = _first_line(stderr_tail, (EGRESS_DENIED_MARKER,)) or EGRESS_DENIED_MARKER
         return f"denied by sandbox: {line} (allowed: {', '.join(policy.allowed_domains) or 'nothing'})"

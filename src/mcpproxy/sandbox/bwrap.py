@@ -124,6 +124,9 @@ class BubblewrapSandbox:
             env_set = proxy_env(f"http://127.0.0.1:{INNER_PROXY_PORT}")
         if policy.working_dir is not None:
             out += ["--chdir", policy.working_dir]
+        # The root itself (and the mount points bwrap made in it) read-only: a write outside the
+        # binds fails with EROFS instead of vanishing into a tmpfs.
+        out += ["--remount-ro", "/"]
         seccomp = None
         if seccomp_file is not None:
             seccomp = {"required": True, "deny_inet": policy.network == "none", "tcp4_only": policy.network == "allow"}

@@ -2,9 +2,12 @@
 
 Design. ``default_policy_for`` reads what a server's configuration already says about the
 files it needs — absolute (or ``~/``) paths in its arguments and environment values, and
-its working directory — and makes exactly those reachable: writable when they lie under
-the working directory, or when an environment variable names a data file (its parent
-directory, e.g. ``MEMORY_FILE_PATH``); read-only otherwise. The runtime is made to work
+its working directory — and makes exactly those reachable. A named *directory* is writable
+(it was handed to the server to work in: the filesystem server's roots, the git server's
+repository), except inside system trees (``/usr``, ``/etc``, ``/opt``...); so is everything
+under the working directory, and the parent directory of a data file named by an environment
+variable (``MEMORY_FILE_PATH``, ``*_DB``...) or a flag (``--db-path``, ``--output``...); other
+named files are read-only, and so is the code a runtime runs. The runtime is made to work
 without the user's home: the interpreter (node, a Python venv and its base interpreter,
 uv's managed Pythons) is bound read-only; ``HOME``, ``TMPDIR`` and the package caches
 (npm, uv) point at a private per-server directory under ``<data_dir>/sandbox/<key>/``.
@@ -28,7 +31,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mcpproxy.sandbox.base import NetworkMode, SandboxPolicy
+from mcpproxy.sandbox.base import NetworkMode, SandboxPolicy, SandboxPolicyError
 
 NODE_RUNNERS = frozenset({"npx", "npm", "node", "pnpm", "pnpx", "yarn", "corepack"})
 PYTHON_RUNNERS = frozenset({"uvx", "uv", "pip", "pipx"})
@@ -46,6 +49,11 @@ SYSTEM_ROOTS = (
     "/home", "/root", "/usr", "/boot", "/srv", "/mnt", "/media",
 )  # fmt: skip
 DATA_FILE_ENV_RE = re.compile(r"(_FILE|_FILE_PATH|_DB|_DB_PATH|_DATABASE|_STORE|_STORAGE)$")
+DATA_FLAG_RE = re.compile(r"(db|database|sqlite|store|storage|data-file|db-path|file|output|out)$")
+"""A command-line flag whose value is a file the server writes (``--db-path``, ``--output``...)."""
+# Directories a server may read but never write, even when its configuration names them.
+SYSTEM_TREES = ("/usr", "/etc", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt", "/var/lib",
+                "/var/cache", "/proc", "/sys", "/dev", "/run", "/snap", "/nix")  # fmt: skip
 DEFAULT_MEMORY = 2 * 1024 * 1024 * 1024
 DEFAULT_MAX_PROCESSES = 256
 DEFAULT_MAX_OPEN_FILES = 4096
@@ -172,6 +180,11 @@ def default_policy_for(
 
     Returns:
         A policy for ``SandboxPolicy``-aware backends.
+
+    Raises:
+        SandboxPolicyError: A data file (``MEMORY_FILE_PATH``, ``--db-path``...) lies in a directory
+            that is never shared (the home directory itself, one holding the data directory...):
+            the server could not write next to it.
     """
     home_dir = _real(home or str(Path.home()))
     data = _real(os.fspath(data_dir))
@@ -197,7 +210,7 @@ def default_policy_for(
         else:
             writable.append(cwd)
 
-    def grant(path: str, *, data_file: bool, exact: str | None = None) -> None:
+    def grant(path: str, *, data_file: bool, exact: str | None = None, code: bool = False, source: str = "") -> None:
         real = _real(path)
         target = real
         if data_file and not os.path.isdir(real):
@@ -206,30 +219,41 @@ def default_policy_for(
         if not os.path.exists(target):
             return
         why = guard.refusal(target)
+        if why is not None and data_file:
+            # A server writes next to its data file (temporary file + rename, journals): the file
+            # alone is not enough, and a write elsewhere would vanish or fail. Say so at start.
+            raise SandboxPolicyError(
+                f"{source}={path}: the server writes in {target}, which cannot be shared with a sandbox ({why})",
+                key=source,
+                hint="keep the file in a directory of its own (e.g. ~/.local/share/NAME/), or set isolation: none",
+            )
         if why is not None and exact is not None and guard.refusal(_real(exact)) is None:
             # The directory around it is off limits, but the file itself is not.
             target, why = _real(exact), None
         if why is not None:
             refuse(target, why)
             return
-        if data_file or (cwd is not None and _inside(target, cwd)):
+        system = any(_inside(target, t) for t in SYSTEM_TREES)
+        handed_over = os.path.isdir(target) and not code
+        if not system and (data_file or handed_over or (cwd is not None and _inside(target, cwd))):
             writable.append(target)
         else:
             readonly.append(target)
 
     script_runner = os.path.basename(command) in SCRIPT_RUNNERS or os.path.basename(command).startswith("python")
     for index, arg in enumerate(args):
+        flag = arg.split("=", 1)[0] if arg.startswith("-") and "=" in arg else args[index - 1] if index else ""
+        is_data = flag.startswith("-") and DATA_FLAG_RE.search(flag.lower()) is not None and "conf" not in flag
         for path in _path_values(arg, cwd, home_dir):
-            if os.path.exists(path):
-                if script_runner and index == _first_positional(args):
-                    grant(_code_root(path), data_file=False, exact=path)
-                else:
-                    grant(path, data_file=False)
+            if script_runner and index == _first_positional(args) and os.path.exists(path):
+                grant(_code_root(path), data_file=False, exact=path, code=True)
+            elif os.path.exists(path) or (is_data and os.path.isdir(os.path.dirname(path))):
+                grant(path, data_file=is_data, source=flag)
     for var, value in env.items():
         for path in _path_values(value, cwd, home_dir):
             is_data = DATA_FILE_ENV_RE.search(var.upper()) is not None
             if os.path.exists(path) or (is_data and os.path.isdir(os.path.dirname(path))):
-                grant(path, data_file=is_data)
+                grant(path, data_file=is_data, source=var)
     for root in _runtime_roots(command, env):
         why = guard.refusal(root)
         if why is None:
@@ -243,7 +267,9 @@ def default_policy_for(
     domains = list(allowed_domains)
     if network == "allow":
         domains += NPM_REGISTRY if base in NODE_RUNNERS else PYPI if base in PYTHON_RUNNERS else ()
-    path_dirs = [os.path.dirname(_real(p)) for p in (shutil.which(command, path=env.get("PATH")),) if p]
+    # The directory the command was found in, not its symlink's target (npx -> npm/bin/npx-cli.js,
+    # where a shell script also called npx would win the lookup).
+    path_dirs = [os.path.dirname(os.path.abspath(p)) for p in (shutil.which(command, path=env.get("PATH")),) if p]
     search_path = ":".join(dict.fromkeys([*(r + "/bin" for r in readonly if os.path.isdir(r + "/bin")), *path_dirs,
                                           *SAFE_PATH]))  # fmt: skip
     explicit = {
@@ -252,6 +278,8 @@ def default_policy_for(
         "npm_config_update_notifier": "false",
         "UV_CACHE_DIR": os.path.join(dirs["cache"], "uv"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        # /etc is curated: git must not insist on the host's system config (Landlock says EACCES).
+        "GIT_CONFIG_NOSYSTEM": "1",
         **env,
     }
     return SandboxPolicy(

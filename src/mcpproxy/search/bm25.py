@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeGuard, TypeVar
 
 from mcpproxy.search.base import Allow, Hit, ToolDoc
-from mcpproxy.search.expand import query_terms
+from mcpproxy.search.expand import weighted_terms
 from mcpproxy.search.tokenize import tokenize
 
 __all__ = [
@@ -45,8 +45,11 @@ __all__ = [
     "SERVER_NAME_WEIGHT",
     "SERVER_SHARE",
     "TITLE_WEIGHT",
+    "TOOL_FIELDS",
     "BM25Index",
     "FieldWeights",
+    "ToolRef",
+    "WeightedTerm",
     "schema_text",
 ]
 
@@ -77,6 +80,11 @@ its own fields."""
 _TOOL_B = (0.3, 0.3, 0.75, 0.5, 0.75)
 _SERVER_B = (0.3, 0.75)
 
+TOOL_FIELDS = ("name", "title", "description", "parameter names", "parameter descriptions")
+"""Names of the tool-level fields, in index order (``explain`` reports them)."""
+SERVER_FIELDS = ("server name", "server description")
+"""Names of the server-level fields, in index order."""
+
 MAX_NORM_LENGTH = 4095
 """Field lengths are clipped here for length normalisation (a longer field is simply "very long")."""
 _STRIDE = MAX_NORM_LENGTH + 1
@@ -104,6 +112,9 @@ class FieldWeights:
     server_share: float = SERVER_SHARE
 
 
+WeightedTerm = tuple[str, float]
+"""``(term, weight)``: a query term and how much it counts (1 for a word of the query)."""
+
 _Pair = tuple[int, int]
 """``(tf, slot)``: a term's frequency in one field, and the scale-table slot of (field, length)."""
 
@@ -118,10 +129,15 @@ class _Doc:
 
 
 @dataclass(slots=True)
-class _Tool:
+class ToolRef:
+    """An indexed tool: its key (``server:name``), server and name."""
+
     key: str
     server: str
     name: str
+
+
+_Tool = ToolRef
 
 
 K = TypeVar("K", int, str)
@@ -215,16 +231,23 @@ class _Fielded(Generic[K]):
             for length in self.length_counts[f]:
                 self.scale[base + length] = weight / (1.0 - b + b * length / average)
 
-    def weighted_groups(self, terms: Sequence[str]) -> Iterator[tuple[float, list[K]]]:
-        """Per matching (term, group), in ``terms`` order: the group's ``idf * saturated(tf)``."""
+    def idf(self, term: str) -> float:
+        """BM25's IDF of ``term`` over the current documents (0 for an unknown term)."""
+        df = self.df.get(term)
+        if not df:
+            return 0.0
+        return math.log(1.0 + (len(self.docs) - df + 0.5) / (df + 0.5))
+
+    def weighted_groups(self, terms: Sequence[WeightedTerm]) -> Iterator[tuple[float, list[K]]]:
+        """Per matching (term, group), in ``terms`` order: the group's ``weight * idf * saturated(tf)``."""
         n = len(self.docs)
         scale = self.scale
-        for term in terms:
+        for term, weight in terms:
             groups = self.postings.get(term)
             if groups is None:
                 continue
             df = self.df[term]
-            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            idf = weight * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             for pairs, members in groups.items():
                 x = 0.0
                 for tf, slot in pairs:
@@ -232,7 +255,24 @@ class _Fielded(Generic[K]):
                 if x > 0.0:
                     yield idf * x / (K1 + x), members
 
-    def accumulate(self, terms: Sequence[str], factor: float, scores: dict[K, float]) -> None:
+    def term_fields(self, ident: K, terms: Sequence[WeightedTerm]) -> list[tuple[str, float, tuple[int, ...]]]:
+        """For one document: each matching term's ``weight * idf * saturated(tf)`` and the fields it is in."""
+        doc = self.docs.get(ident)
+        if doc is None:
+            return []
+        where = dict(zip(doc.terms, doc.pairs, strict=True))
+        out: list[tuple[str, float, tuple[int, ...]]] = []
+        for term, weight in terms:
+            pairs = where.get(term)
+            if pairs is None:
+                continue
+            x = sum(tf * self.scale[slot] for tf, slot in pairs)
+            if x > 0.0:
+                fields = tuple(sorted({slot // _STRIDE for _, slot in pairs}))
+                out.append((term, weight * self.idf(term) * x / (K1 + x), fields))
+        return out
+
+    def accumulate(self, terms: Sequence[WeightedTerm], factor: float, scores: dict[K, float]) -> None:
         """Add ``factor * idf * saturated(tf)`` to each matching document's entry in ``scores``."""
         get = scores.get
         for contribution, members in self.weighted_groups(terms):
@@ -241,7 +281,7 @@ class _Fielded(Generic[K]):
                 scores[ident] = get(ident, 0.0) + contribution
 
 
-def _accumulate_into(index: _Fielded[int], terms: Sequence[str], scores: list[float]) -> None:
+def _accumulate_into(index: _Fielded[int], terms: Sequence[WeightedTerm], scores: list[float]) -> None:
     """``_Fielded.accumulate`` into a list indexed by document id."""
     for contribution, members in index.weighted_groups(terms):
         for ident in members:
@@ -430,9 +470,24 @@ class BM25Index:
         Returns:
             Hits with positive scores, highest first.
         """
+        return [Hit(tool.server, tool.name, score) for tool, score in self.ranked(weighted_terms(query), limit, allow)]
+
+    def ranked(
+        self, terms: Sequence[WeightedTerm], limit: int, allow: Allow | None = None
+    ) -> list[tuple[ToolRef, float]]:
+        """The best ``limit`` tools for weighted ``terms``, best first, with their scores.
+
+        Args:
+            terms: ``(term, weight)`` pairs, as ``expand.weighted_terms`` gives them.
+            limit: Maximum number of tools.
+            allow: Policy filter, applied before the cut.
+
+        Returns:
+            ``(tool, score)`` pairs with positive scores, in (score desc, key asc) order.
+        """
         if limit <= 0 or not self._size:
             return []
-        terms = query_terms(query)[:MAX_QUERY_TERMS]
+        terms = list(terms)[:MAX_QUERY_TERMS]
         if not terms:
             return []
         server_scores: dict[str, float] = {}
@@ -443,7 +498,90 @@ class BM25Index:
         own = [0.0] * len(self._tool)
         _accumulate_into(self._tools, terms, own)
         totals = list(map(operator.add, own, map(by_slot.__getitem__, self._tool_server)))
-        return [Hit(tool.server, tool.name, totals[ident]) for ident, tool in self._top(totals, limit, allow)]
+        return [(tool, totals[ident]) for ident, tool in self._top(totals, limit, allow)]
+
+    def ranked_sparse(
+        self, terms: Sequence[WeightedTerm], limit: int, allow: Allow | None = None, *, max_share: float = 1.0
+    ) -> list[tuple[ToolRef, float]]:
+        """Like ``ranked``, for tools that match on their own fields only, in time linear in the matches.
+
+        Meant for short queries over a large catalogue (the steps of a long request): it touches
+        only the postings of ``terms``, not every tool, and leaves out tools that match through
+        their server alone.
+
+        Args:
+            terms: ``(term, weight)`` pairs.
+            limit: Maximum number of tools.
+            allow: Policy filter, applied before the cut.
+            max_share: Terms found in more than this share of the tools are left out: their IDF is
+                low, so they barely change the order, while their postings are the longest.
+        """
+        if limit <= 0 or not self._size:
+            return []
+        cap = max_share * len(self._tools)
+        terms = [(t, w) for t, w in list(terms)[:MAX_QUERY_TERMS] if self._tools.df.get(t, 0) <= cap]
+        own: dict[int, float] = {}
+        self._tools.accumulate(terms, 1.0, own)
+        if not own:
+            return []
+        server_scores: dict[str, float] = {}
+        self._server_docs.accumulate(terms, self._share, server_scores)
+        if server_scores:
+            slot_scores = {self._servers[server][0]: score for server, score in server_scores.items()}
+            tool_server = self._tool_server
+            for ident in own:
+                own[ident] += slot_scores.get(tool_server[ident], 0.0)
+        keys = self._keys
+        k = limit
+        taken = 0
+        out: list[tuple[ToolRef, float]] = []
+        while True:
+            # The k-th best score (a C-level pass over floats), then only the few at or above it
+            # are sorted exactly; ties at the cut are all kept.
+            cut = heapq.nlargest(k, own.values())[-1] if k < len(own) else -math.inf
+            best = sorted((i for i, v in own.items() if v >= cut), key=lambda i: (-own[i], keys[i]))
+            for ident in best[taken:]:
+                tool = self._tool[ident]
+                if tool is not None and (allow is None or allow(tool.server, tool.name)):
+                    out.append((tool, own[ident]))
+                    if len(out) == limit:
+                        return out
+            if k >= len(own):
+                return out
+            taken = len(best)
+            k *= 4
+
+    def explain(self, terms: Sequence[WeightedTerm], server: str, name: str) -> dict[str, Any]:
+        """Why a tool scores what it does for ``terms``: its matching terms, by field, and its server's.
+
+        Args:
+            terms: ``(term, weight)`` pairs.
+            server: The tool's server.
+            name: The tool's name.
+
+        Returns:
+            ``{"tool": {term: [field, ...]}, "server": {term: [field, ...]}, "tool_score": x,
+            "server_score": y}``; empty maps when nothing matches (or the tool is unknown).
+        """
+        entry = self._servers.get(server)
+        ident = None
+        if entry is not None:
+            ident = next((i for i in entry[1] if self._keys[i] == f"{server}:{name}"), None)
+        tool_terms = self._tools.term_fields(ident, terms) if ident is not None else []
+        server_terms = self._server_docs.term_fields(server, terms)
+        return {
+            "tool": {term: [TOOL_FIELDS[f] for f in fields] for term, _, fields in tool_terms},
+            "server": {term: [SERVER_FIELDS[f] for f in fields] for term, _, fields in server_terms},
+            "tool_score": sum(score for _, score, _ in tool_terms),
+            "server_score": self._share * sum(score for _, score, _ in server_terms),
+        }
+
+    def tools_of(self, server: str) -> list[ToolRef]:
+        """The indexed tools of ``server`` (``[]`` for an unknown server)."""
+        entry = self._servers.get(server)
+        if entry is None:
+            return []
+        return [tool for ident in entry[1] if (tool := self._tool[ident]) is not None]
 
     def _top(self, totals: list[float], limit: int, allow: Allow | None) -> list[tuple[int, _Tool]]:
         """The first ``limit`` allowed tools in (score desc, key asc) order, scores above 0.

@@ -1,10 +1,23 @@
-"""Query expansion: a few general rules that add the words tool descriptions use.
+"""Query expansion: general rules that add the words tool descriptions use.
 
-People ask for the present state of something without saying "current": "what time is it in
-Tokyo", "what day is it", "the weather right now". Tools describe themselves as "get current
-time", "current weather". These rules add ``current`` to such queries. They are grammatical
-patterns (a question about the present), not a list of known queries, so they carry over to
-queries the index has never seen.
+A request and the tool that serves it often share no word: "save it to /root/notes/x.md" and
+``write_file`` ("Create a new file..."), "plot the sales" and ``generate_bar_chart``. Three kinds of
+rule bridge the most common gaps; each adds terms to the query, never removes any, and none is a
+list of known queries, so they carry over to requests the index has never seen:
+
+- **The present.** People ask for the present state of something without saying "current" ("what
+  time is it in Tokyo", "the weather right now"); tools say "get current time". Such questions gain
+  ``current``.
+- **Values that name what a tool works on.** A file path in a request means a file tool: it gains
+  ``file`` and ``path``, the kind of file its extension names (``.md`` markdown, ``.docx`` word
+  document, ``.xlsx`` excel spreadsheet, ``.png`` image...), ``directory`` for a path without an
+  extension, and ``write`` when the request says to save, store or export. A URL gains ``url``.
+- **Synonyms.** A short thesaurus of the vocabulary tools are described with (save/write/store,
+  picture/image/photo, plot/chart/graph, folder/directory...): each word of a group brings the others.
+
+Expansion terms weigh ``EXPANSION_WEIGHT`` (synonyms) or ``VALUE_WEIGHT`` (terms read from paths and
+URLs) of an original term in BM25, so they break ties and bridge gaps without outvoting what the
+user actually wrote.
 """
 
 from __future__ import annotations
@@ -12,6 +25,13 @@ from __future__ import annotations
 import re
 
 from mcpproxy.search.tokenize import tokenize
+
+__all__ = ["EXPANSION_WEIGHT", "SYNONYM_GROUPS", "VALUE_WEIGHT", "query_terms", "weighted_terms"]
+
+EXPANSION_WEIGHT = 0.5
+"""Weight of a synonym relative to a word of the query."""
+VALUE_WEIGHT = 1.0
+"""Weight of a term read from a path or URL in the query."""
 
 _PRESENT_QUESTION = re.compile(r"\bwhat(?:'s|\s+is)?\s+(?:the\s+)?\w+\s+(?:is\s+it|it\s+is)\b", re.IGNORECASE)
 """``what time is it``, ``what day is it``, ``what's the date it is``: a question about now."""
@@ -22,11 +42,124 @@ call "today" themselves, so it is not expanded.)"""
 
 _PRESENT_PHRASES = re.compile(r"\b(?:right now|at the moment|at present|as of now)\b", re.IGNORECASE)
 
+SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("save", "write", "store"),
+    ("create", "make", "generate"),
+    ("delete", "remove", "erase"),
+    ("search", "find", "lookup"),
+    ("fetch", "retrieve", "download"),
+    ("picture", "image", "photo"),
+    ("chart", "plot", "graph", "visualize", "diagram"),
+    ("presentation", "slide", "powerpoint", "ppt", "pptx", "deck"),
+    ("spreadsheet", "excel", "xlsx", "workbook"),
+    ("document", "docx"),
+    ("directory", "folder"),
+    ("news", "headline"),
+    ("trending", "trend", "popular", "hot", "ranking"),
+    ("weather", "forecast"),
+    ("stock", "share", "ticker", "equity"),
+    ("email", "mail"),
+    ("url", "link", "website", "webpage"),
+    ("summary", "summarize", "overview"),
+    ("translate", "translation"),
+    ("calculate", "compute", "calculation", "arithmetic"),
+    ("calendar", "schedule"),
+    ("recipe", "dish", "meal", "cook"),
+    ("crypto", "cryptocurrency"),
+    ("convert", "transform"),
+    ("route", "directions", "commute", "navigate"),
+    ("script", "code"),
+)
+"""Words that tools and requests use for the same thing. Each word of a group brings the others.
+Kept to unambiguous, domain-neutral tool vocabulary: a word with two common senses ("word" the
+document and "word" the unit) is left out."""
+
+_EXTENSION_WORDS: dict[str, str] = {
+    "md": "markdown",
+    "markdown": "markdown",
+    "txt": "text",
+    "doc": "word document",
+    "docx": "word document",
+    "odt": "document",
+    "ppt": "powerpoint presentation",
+    "pptx": "powerpoint presentation",
+    "xls": "excel spreadsheet",
+    "xlsx": "excel spreadsheet",
+    "csv": "csv spreadsheet",
+    "pdf": "pdf",
+    "png": "image",
+    "jpg": "image",
+    "jpeg": "image",
+    "gif": "image",
+    "svg": "image svg",
+    "webp": "image",
+    "html": "html page",
+    "htm": "html page",
+    "json": "json",
+    "yaml": "yaml",
+    "yml": "yaml",
+    "py": "python code",
+    "js": "javascript code",
+    "ts": "typescript code",
+    "mp3": "audio",
+    "wav": "audio",
+    "mp4": "video",
+}
+"""File extensions and the words tools use for such files."""
+
+_PATH = re.compile(r"(?<![\w/:.])(?:~|\.{1,2})?(?:/[\w.~@+-]+)+/?|(?<![\w])[A-Za-z]:\\[\w.\\ ~-]+")
+"""A Unix path with at least one ``/segment`` (``/root/a.md``, ``~/x``, ``./y``), or a Windows path."""
+_URL = re.compile(r"\b(?:https?|ftp)://\S+", re.IGNORECASE)
+_SAVE_VERBS = re.compile(r"\b(?:save[sd]?|saving|store[sd]?|storing|export(?:s|ed|ing)?|writ(?:e|es|ing|ten))\b", re.I)
+
+_SYNONYMS: dict[str, tuple[str, ...]] = {}
+for _group in SYNONYM_GROUPS:
+    _terms = [term for word in _group for term in tokenize(word)]
+    for _term in _terms:
+        _SYNONYMS.setdefault(_term, tuple(t for t in _terms if t != _term))
+
 
 def query_terms(query: str) -> list[str]:
-    """The query's terms (see ``tokenize``) plus the expansions above, without duplicates."""
-    terms = tokenize(query)
+    """The query's terms (see ``tokenize``) plus every expansion above, without duplicates."""
+    return [term for term, _ in weighted_terms(query)]
+
+
+def weighted_terms(query: str) -> list[tuple[str, float]]:
+    """The query's terms with weight 1, then the expansions with their weights, without duplicates.
+
+    Args:
+        query: A user's request.
+
+    Returns:
+        ``(term, weight)`` pairs in query order, expansions after the words they come from.
+    """
+    urls = _URL.findall(query)
+    text = _URL.sub(" ", query)
+    paths = [p for p in _PATH.findall(text) if p.strip("/.~")]
+    out: dict[str, float] = dict.fromkeys(tokenize(query), 1.0)
+
+    def add(words: str, weight: float) -> None:
+        for term in tokenize(words):
+            if out.get(term, 0.0) < weight:
+                out[term] = weight
+
     words = {w.lower() for w in re.findall(r"[A-Za-z]+", query)}
     if _PRESENT_QUESTION.search(query) or _PRESENT_PHRASES.search(query) or words & _PRESENT_WORDS:
-        terms.extend(tokenize("current"))
-    return list(dict.fromkeys(terms))
+        add("current", 1.0)
+    for path in paths:
+        add("file path", VALUE_WEIGHT)
+        leaf = path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+        stem, dot, extension = leaf.rpartition(".")
+        if dot and stem and extension.lower() in _EXTENSION_WORDS:
+            add(_EXTENSION_WORDS[extension.lower()], VALUE_WEIGHT)
+        elif not dot or path.endswith(("/", "\\")):
+            add("directory", VALUE_WEIGHT)
+    if paths and _SAVE_VERBS.search(text):
+        add("write", VALUE_WEIGHT)
+    if urls:
+        add("url", VALUE_WEIGHT)
+    for term in [t for t, w in out.items() if w == 1.0]:
+        for synonym in _SYNONYMS.get(term, ()):
+            if synonym not in out:
+                out[synonym] = EXPANSION_WEIGHT
+    return list(out.items())

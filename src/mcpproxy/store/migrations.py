@@ -46,6 +46,103 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (server, name)
     ) WITHOUT ROWID;
     """,
+    # security: server approvals (quarantine), tool pins (rug-pull protection) with scanner
+    # verdicts, and agent tokens (stored hashed).
+    """
+    CREATE TABLE server_approvals (
+        server     TEXT PRIMARY KEY,
+        status     TEXT NOT NULL,      -- quarantined | approved
+        reason     TEXT,
+        updated_at REAL NOT NULL,
+        updated_by TEXT
+    );
+
+    CREATE TABLE tool_pins (
+        server        TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        status        TEXT NOT NULL,   -- pending | approved | changed | blocked
+        reason        TEXT,
+        approved_hash TEXT,
+        approved_json TEXT,
+        current_hash  TEXT NOT NULL,
+        current_json  TEXT NOT NULL,
+        risk          INTEGER NOT NULL DEFAULT 0,
+        verdict       TEXT NOT NULL DEFAULT 'allow',
+        findings_json TEXT NOT NULL DEFAULT '[]',
+        first_seen    REAL NOT NULL,
+        changed_at    REAL,
+        decided_at    REAL,
+        decided_by    TEXT,
+        PRIMARY KEY (server, name)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE agent_tokens (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        token_hash  TEXT NOT NULL UNIQUE,
+        tier        TEXT NOT NULL,     -- read | write | destructive
+        servers     TEXT,              -- JSON array, NULL = every server
+        created_at  REAL NOT NULL,
+        expires_at  REAL,
+        revoked_at  REAL,
+        last_used   REAL
+    );
+    """,
+    # activity log: one row per tool call, policy decision and server state change
+    # (mcpproxy.store.activity), indexed for the filters of `mcpproxy activity`.
+    """
+    CREATE TABLE activity (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           TEXT NOT NULL UNIQUE,
+        ts           REAL NOT NULL,
+        kind         TEXT NOT NULL,
+        via          TEXT,
+        request_id   TEXT,
+        client       TEXT,
+        token        TEXT,
+        parent_id    TEXT,
+        server       TEXT,
+        tool         TEXT,
+        tier         TEXT,
+        arguments    TEXT,
+        args_size    INTEGER,
+        status       TEXT NOT NULL,
+        error_kind   TEXT,
+        error        TEXT,
+        duration_ms  REAL,
+        upstream_ms  REAL,
+        result_size  INTEGER,
+        detail       TEXT
+    );
+    CREATE INDEX activity_ts ON activity (ts);
+    CREATE INDEX activity_server_ts ON activity (server, ts);
+    CREATE INDEX activity_status_ts ON activity (status, ts);
+    CREATE INDEX activity_client_ts ON activity (client, ts);
+    CREATE INDEX activity_kind_ts ON activity (kind, ts);
+    CREATE INDEX activity_request ON activity (request_id);
+    CREATE INDEX activity_parent ON activity (parent_id);
+    """,
+    # search: tool vectors of hybrid search by model and tool hash (computed once per tool
+    # version), and per-client counts of tools called after a search (the usage signal).
+    """
+    CREATE TABLE search_vectors (
+        model      TEXT NOT NULL,
+        hash       TEXT NOT NULL,      -- tool_hash of the tool the vector was computed from
+        text_hash  TEXT NOT NULL,      -- sha256 of the text embedded
+        vector     BLOB NOT NULL,      -- float32, little-endian
+        created_at REAL NOT NULL,
+        PRIMARY KEY (model, hash)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE search_usage (
+        client     TEXT NOT NULL,
+        server     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        calls      INTEGER NOT NULL DEFAULT 0,
+        last_used  REAL NOT NULL,
+        PRIMARY KEY (client, server, name)
+    ) WITHOUT ROWID;
+    """,
 )
 """SQL scripts; entry ``i`` takes the schema from version ``i`` to ``i + 1``."""
 

@@ -169,6 +169,21 @@ class ToolStore:
             )
         )
 
+    async def record_calls(self, counts: Mapping[tuple[str, str], tuple[int, int, float]]) -> None:
+        """Count many calls in one transaction: ``{(server, tool): (calls, errors, total_ms)}``."""
+        at = time.time()
+        rows = [(server, tool, calls, errors, float(ms), at) for (server, tool), (calls, errors, ms) in counts.items()]
+        await self._store.execute_write(
+            lambda conn: conn.executemany(
+                "INSERT INTO tool_stats (server, name, calls, errors, total_ms, last_called)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (server, name) DO UPDATE SET calls = calls + excluded.calls,"
+                " errors = errors + excluded.errors, total_ms = total_ms + excluded.total_ms,"
+                " last_called = excluded.last_called",
+                rows,
+            )
+        )
+
     async def tool_stats(self, server: str | None = None) -> list[ToolStats]:
         """Counters of every tool (of ``server`` only, if given), by server and name."""
         query = "SELECT server, name, calls, errors, total_ms, last_called FROM tool_stats"

@@ -44,6 +44,8 @@ class ServerStatus:
         retry_at: Unix time of the next attempt while in backoff.
         connected_at: Unix time the current session became ready.
         transport: ``stdio``, ``http`` or ``sse``.
+        isolation: How a stdio server runs: its sandbox and network (``bwrap, network none``), or
+            ``none (...)`` with the reason.
     """
 
     name: str
@@ -58,6 +60,7 @@ class ServerStatus:
     attempts: int = 0
     retry_at: float | None = None
     connected_at: float | None = None
+    isolation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class ServerStatus:
             "attempts": self.attempts,
             "retry_at": self.retry_at,
             "connected_at": self.connected_at,
+            "isolation": self.isolation,
         }
 
 

@@ -17,12 +17,15 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from mcpproxy.errors import (
+    ConfigError,
     ProxyError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from mcpproxy.sandbox.base import SandboxUnavailable
+from mcpproxy.secrets.masking import mask_known
 
 _TRANSPORT_ERRORS = (
     httpx2.HTTPError,
@@ -34,9 +37,15 @@ _TRANSPORT_ERRORS = (
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line reason for ``exc``, looking inside exception groups."""
+    """A one-line reason for ``exc``, looking inside exception groups; known secret values are masked."""
+    return mask_known(_reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    if isinstance(exc, ConfigError | SandboxUnavailable):  # e.g. a secret without a value: its own words say it best
+        return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"command not found: {exc.filename or exc}"
     if isinstance(exc, httpx2.HTTPStatusError):

@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from mcpproxy.errors import UnknownServer
 from mcpproxy.settings import ServerSpec, Settings
 from mcpproxy.upstream.base import ServerStatus
-from mcpproxy.upstream.session import ManagedUpstream, StateCallback, ToolsCallback
+from mcpproxy.upstream.session import ManagedUpstream, NotificationCallback, StateCallback, ToolsCallback
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,23 @@ class UpstreamPool:
         log_dir: Directory for per-server log files.
         on_tools: Called after every successful listing of a server's tools.
         on_state: Called on every state change of any server.
+        on_notification: Called with the other notifications of any server.
     """
 
-    def __init__(self, settings: Settings, *, log_dir: Path, on_tools: ToolsCallback, on_state: StateCallback) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        log_dir: Path,
+        on_tools: ToolsCallback,
+        on_state: StateCallback,
+        on_notification: NotificationCallback | None = None,
+    ) -> None:
         self.settings = settings
         self._log_dir = log_dir
         self._on_tools = on_tools
         self._on_state = on_state
+        self._on_notification = on_notification
         self._servers: dict[str, ManagedUpstream] = {}
         self._tg: TaskGroup | None = None
 
@@ -92,7 +102,12 @@ class UpstreamPool:
         if spec.name in self._servers:
             raise ValueError(f"server {spec.name!r} is already in the pool")
         upstream = ManagedUpstream(
-            spec, self.settings, log_dir=self._log_dir, on_tools=self._on_tools, on_state=self._on_state
+            spec,
+            self.settings,
+            log_dir=self._log_dir,
+            on_tools=self._on_tools,
+            on_state=self._on_state,
+            on_notification=self._on_notification,
         )
         self._servers[spec.name] = upstream
         await self._tg.start(upstream.run)

@@ -31,14 +31,18 @@ from anyio.abc import TaskStatus
 from mcp import Client
 from mcp.client._transport import TransportStreams
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpproxy import __version__
 from mcpproxy.errors import UpstreamProtocolError, UpstreamUnavailable
+from mcpproxy.observe.logfiles import rotate_if_larger
 from mcpproxy.settings import ServerSpec, Settings
+from mcpproxy.upstream import relay
 from mcpproxy.upstream.base import CallOptions, ServerStatus, UpstreamState
 from mcpproxy.upstream.errors import describe, is_connection_loss, map_upstream_errors, translate
+from mcpproxy.upstream.isolation import IsolationPlan
 from mcpproxy.upstream.streams import WatchedReadStream
-from mcpproxy.upstream.transports import new_http_client, open_transport
+from mcpproxy.upstream.transports import ProcessHooks, new_http_client, open_transport, resolve_references
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ MAX_TOOL_PAGES = 1000
 
 ToolsCallback = Callable[[ServerStatus, list[types.Tool]], Awaitable[None]]
 StateCallback = Callable[[ServerStatus], None]
+NotificationCallback = Callable[[str, types.ServerNotification], Awaitable[None]]
+"""Hears every other notification of an upstream (list changes, resource updates, logs)."""
 
 _MODES: dict[str, str] = {"auto": "auto", "legacy": "legacy", "modern": types.LATEST_PROTOCOL_VERSION}
 
@@ -82,6 +88,7 @@ class ManagedUpstream:
         log_dir: Where the server's own log file goes.
         on_tools: Called with the status and the full tool list after every listing.
         on_state: Called on every state change (must not block).
+        on_notification: Called with every other notification the server sends.
     """
 
     def __init__(
@@ -92,18 +99,21 @@ class ManagedUpstream:
         log_dir: Path,
         on_tools: ToolsCallback,
         on_state: StateCallback,
+        on_notification: NotificationCallback | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings
         self._log_dir = log_dir
         self._on_tools = on_tools
         self._on_state = on_state
+        self._on_notification = on_notification
         self._status = ServerStatus(name=spec.name, transport=spec.transport)
         self._client: Client | None = None
         self._poke = anyio.Event()
         self._relist_requested = False
         self._restart_requested = False
         self._lost_reason: str | None = None
+        self._exit_reason: str | None = None
         self._scope: anyio.CancelScope | None = None
 
     @property
@@ -135,6 +145,21 @@ class ManagedUpstream:
 
     # -- calls -----------------------------------------------------------------------------
 
+    def live_client(self) -> Client:
+        """The live session's client, for requests other than tool calls.
+
+        Raises:
+            UpstreamUnavailable: The server is not ready.
+        """
+        client = self._client
+        if client is None or self._status.state is not UpstreamState.READY:
+            raise self._unavailable()
+        return client
+
+    def lost(self, reason: str) -> None:
+        """Tell the supervisor the session is gone (a request failed with a connection loss)."""
+        self._mark_lost(reason)
+
     async def call_tool(self, tool: str, arguments: Mapping[str, Any], options: CallOptions) -> types.CallToolResult:
         """Call ``tool`` through the live session.
 
@@ -146,13 +171,41 @@ class ManagedUpstream:
         client = self._client
         if client is None or self._status.state is not UpstreamState.READY:
             raise self._unavailable()
-        meta: types.RequestParamsMeta | None = dict(options.meta) if options.meta else None  # type: ignore[assignment]
+        target = relay.relay_target.get()
+        modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
+        meta: types.RequestParamsMeta | None = relay.upstream_meta(  # type: ignore[assignment]
+            target, modern_upstream=modern, base=dict(options.meta) if options.meta else None
+        )
+        progress = target.progress_callback() if target is not None else None
         try:
-            with map_upstream_errors(self.name, timeout=options.timeout), anyio.fail_after(options.timeout):
-                result = await client.session.call_tool(tool, dict(arguments), meta=meta)
+            with (
+                relay.tracking(self.name),
+                map_upstream_errors(self.name, timeout=options.timeout),
+                anyio.fail_after(options.timeout),
+            ):
+                if target is not None and target.link.modern:
+                    # A stateless-era client retries by itself: input_required goes back untouched.
+                    result = await client.session.call_tool(
+                        tool,
+                        dict(arguments),
+                        progress_callback=progress,
+                        input_responses=target.input_responses,
+                        request_state=target.request_state,
+                        meta=meta,
+                        allow_input_required=True,
+                    )
+                    if isinstance(result, types.InputRequiredResult):
+                        raise relay.InputRequiredRelay(result)
+                else:
+                    # A handshake-era client (or none): input requests are asked of it by the relay.
+                    result = await client.call_tool(tool, dict(arguments), progress_callback=progress, meta=meta)
         except UpstreamUnavailable as exc:
+            if self._exit_reason is not None:  # the process died: say why, not "connection closed"
+                exc = UpstreamUnavailable(
+                    f"server '{self.name}' stopped: {self._exit_reason}", hint=exc.hint, data=exc.data
+                )
             self._mark_lost(exc.message)
-            raise
+            raise exc from None
         if not isinstance(result, types.CallToolResult):
             raise UpstreamProtocolError(f"server '{self.name}' answered tools/call with {type(result).__name__}")
         return result
@@ -226,6 +279,7 @@ class ManagedUpstream:
     async def _attempt(self) -> str:
         """One connection attempt and the life of its session; returns why it ended."""
         self._lost_reason = None
+        self._exit_reason = None
         self._relist_requested = False
         self._set_state(UpstreamState.CONNECTING)
         connect_timeout = self.settings.connect_timeout_for(self.spec)
@@ -273,11 +327,11 @@ class ManagedUpstream:
         st.instructions = client.instructions
         st.tool_count = len(tools)
         st.attempts = 0
-        st.connected_at = time.time()
+        # Tools are pinned, scanned and indexed before the server counts as ready.
+        await self._on_tools(st, tools)
         self._set_state(UpstreamState.READY)
         st.connected_at = time.time()
         logger.info("upstream %s ready (%s, %d tools)", self.name, st.protocol_version, len(tools))
-        await self._on_tools(st, tools)
 
     async def _serve(self, client: Client) -> None:
         """Wait for loss, re-list requests and health checks until the session ends."""
@@ -309,22 +363,29 @@ class ManagedUpstream:
         """Open the session, list the tools, hand both over, then keep the session open."""
         async with AsyncExitStack() as stack:
             errlog = stack.enter_context(self._open_errlog())
+            # Secret references resolved for this connection only; ``spec`` is never stored.
+            spec = await anyio.to_thread.run_sync(resolve_references, self.spec, self.settings.data_path)
             http_client = None
-            if self.spec.transport == "http":
+            if spec.transport == "http":
                 http_client = await stack.enter_async_context(
-                    new_http_client(self.spec, connect_timeout=self.settings.connect_timeout_for(self.spec))
+                    new_http_client(spec, connect_timeout=self.settings.connect_timeout_for(self.spec))
                 )
             transport = open_transport(
-                self.spec,
+                spec,
                 connect_timeout=self.settings.connect_timeout_for(self.spec),
                 errlog=errlog,
                 http_client=http_client,
+                process=ProcessHooks(self.settings, self._on_isolation, self._on_process_exit),
             )
+            upstream_relay = relay.UpstreamRelay(self.name, self.settings.call_timeout_for(self.spec))
             client = Client(
                 self._watched(transport),
                 mode=_MODES[self.spec.protocol],
                 client_info=types.Implementation(name="mcpproxy", version=__version__),
                 message_handler=self._on_message,
+                sampling_callback=upstream_relay.sampling,
+                elicitation_callback=upstream_relay.elicitation,
+                list_roots_callback=upstream_relay.roots,
                 cache=None,
             )
             try:
@@ -335,9 +396,20 @@ class ManagedUpstream:
             task_status.started((client, tools))
             await anyio.sleep_forever()
 
+    def _on_isolation(self, plan: IsolationPlan) -> None:
+        self._status.isolation = plan.summary
+
+    def _on_process_exit(self, reason: str) -> None:
+        """The stdio server's process ended by itself: its reason wins over "connection closed"."""
+        self._exit_reason = reason
+        self._lost_reason = reason
+        self._poke.set()
+
     def _open_errlog(self) -> TextIO:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        return server_log_path(self._log_dir, self.name).open("a", encoding="utf-8")
+        path = server_log_path(self._log_dir, self.name)
+        rotate_if_larger(path, self.settings.log_max_bytes, self.settings.log_backups)  # before the server writes
+        return path.open("a", encoding="utf-8")
 
     @asynccontextmanager
     async def _watched(
@@ -353,7 +425,11 @@ class ManagedUpstream:
         if isinstance(message, types.ToolListChangedNotification):
             logger.info("upstream %s: tools changed, re-listing", self.name)
             self.request_relist()
+            if self._on_notification is not None:
+                await self._on_notification(self.name, message)
         elif isinstance(message, Exception):
             logger.debug("upstream %s transport error: %s", self.name, describe(message))
             if is_connection_loss(message):
                 self._mark_lost(describe(message))
+        elif self._on_notification is not None:
+            await self._on_notification(self.name, message)

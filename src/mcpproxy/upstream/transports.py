@@ -6,13 +6,21 @@ framing is never re-implemented here.
 
 Security: a stdio server gets an environment built from a short allowlist of the proxy's
 own variables plus the ``env`` of its config entry, never the proxy's whole environment
-(which may hold API keys of other servers). Its stderr goes to its own log file.
+(which may hold API keys of other servers). Its stderr goes to its own log file. The session
+layer starts stdio servers in their sandbox (``isolation.py``: policy, process, exit reasons). Secret
+references (``${env:NAME}``, ``${keyring:NAME}``) in env, headers, args and url are resolved by
+``resolve_references`` for each connection; the resolved spec goes to the transport only and
+is never stored.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import httpx2
@@ -22,13 +30,43 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcpproxy.settings import ServerSpec
+from mcpproxy.secrets.resolve import resolve_spec
+from mcpproxy.secrets.store import SecretStore
+from mcpproxy.settings import ServerSpec, Settings
+from mcpproxy.upstream.isolation import IsolationPlan, isolated_stdio_client
+from mcpproxy.upstream.stdio_lines import install as _linear_stdio_lines
+
+_linear_stdio_lines()  # the SDK's stdio client reads long lines in quadratic time otherwise
 
 ENV_ALLOWLIST = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 """Variables of the proxy's environment a stdio server inherits; everything else it must be given."""
 
 SSE_READ_TIMEOUT = 300.0
 """Seconds an SSE stream may stay silent before the SDK drops it (servers send keep-alives)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessHooks:
+    """What a sandboxed stdio start needs from its supervisor.
+
+    Attributes:
+        settings: Global settings (sandbox choice, data dir).
+        on_plan: Hears how the server is isolated, before it starts.
+        on_exit: Hears why the process ended, when it ended on its own.
+    """
+
+    settings: Settings
+    on_plan: Callable[[IsolationPlan], None]
+    on_exit: Callable[[str], None]
+
+
+def resolve_references(spec: ServerSpec, data_dir: Path) -> ServerSpec:
+    """``spec`` with its secret references replaced, for one connection (blocking: run it in a thread).
+
+    Raises:
+        SecretNotFound: A reference has no value; the message names it, never a value.
+    """
+    return resolve_spec(spec, lambda: SecretStore(data_dir), public_env=ENV_ALLOWLIST)
 
 
 def stdio_environment(spec: ServerSpec, ambient: dict[str, str] | None = None) -> dict[str, str]:
@@ -45,6 +83,7 @@ def open_transport(
     connect_timeout: float,
     errlog: TextIO,
     http_client: httpx2.AsyncClient | None = None,
+    process: ProcessHooks | None = None,
 ) -> AbstractAsyncContextManager[TransportStreams]:
     """The SDK transport for ``spec``.
 
@@ -53,14 +92,29 @@ def open_transport(
         connect_timeout: Seconds for HTTP connect/write operations.
         errlog: Where a stdio server's stderr goes (a real file: the child writes to it).
         http_client: The HTTP client to reuse for an HTTP server (one per upstream).
+        process: For a stdio server: start it in its sandbox (``mcpproxy.upstream.isolation``)
+            and report its plan and its death through these hooks. Without them the SDK's own
+            stdio client starts it unconfined.
     """
     if spec.transport == "stdio":
         assert spec.command is not None
+        if process is not None and sys.platform != "win32":
+            return isolated_stdio_client(
+                spec,
+                process.settings,
+                env=stdio_environment(spec),
+                errlog=errlog,
+                on_plan=process.on_plan,
+                on_exit=process.on_exit,
+            )
         params = StdioServerParameters(
             command=spec.command,
             args=list(spec.args),
             env=stdio_environment(spec),
             cwd=spec.working_dir,
+            # Bytes that are not UTF-8 on stdout become U+FFFD and the line is skipped as not JSON;
+            # "strict" would stop the reader and leave every later call to time out.
+            encoding_error_handler="replace",
         )
         return stdio_client(params, errlog=errlog)
     assert spec.url is not None

@@ -1,0 +1,1 @@
+"""Tests of secret references, the secret store and masking, with real files and processes."""
