@@ -123,7 +123,7 @@ async def test_each_failure_mode_gets_a_clear_error_in_bounded_time_and_other_se
     }
     with anyio.fail_after(WAIT):
         async with running_gateway(
-            tmp_path, servers, backoff_initial=0.2, backoff_max=1.0, breaker_failures=0
+            tmp_path, servers, backoff_initial=0.2, backoff_max=1.0, breaker_failures=0, isolation="none"
         ) as gw, api_client(gw) as api:
             await gw.wait_ready("chaos", "bulky", "notes")
             await gw.wait_for(lambda: gw.gateway.catalog.get("chaos", "hang") is not None, what="chaos tools")
@@ -201,7 +201,13 @@ async def test_a_full_queue_is_refused_at_once_and_failures_in_a_row_open_the_ci
     servers = {"chaos": chaos_entry(call_timeout=CHAOS_TIMEOUT), "notes": fixture_entry("notes_server")}
     with anyio.fail_after(WAIT):
         async with running_gateway(
-            tmp_path, servers, max_concurrent_calls=2, max_queued_calls=1, breaker_failures=2, breaker_cooldown=5.0
+            tmp_path,
+            servers,
+            max_concurrent_calls=2,
+            max_queued_calls=1,
+            breaker_failures=2,
+            breaker_cooldown=5.0,
+            isolation="none",
         ) as gw, api_client(gw) as api:
             await gw.wait_ready("chaos", "notes")
             await gw.wait_for(lambda: gw.gateway.catalog.get("chaos", "hang") is not None, what="chaos tools")

@@ -85,17 +85,19 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
 
 @pytest.fixture(scope="module", autouse=True)
 def print_table(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After the module, print the attempts x backends table (the README of docs/sandbox.md shows it)."""
+    """After the module, print the attempts x backends table (docs/sandbox.md shows the same)."""
     yield
     if not RESULTS:
         return
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
         return
-    reporter.write_line("")
-    reporter.write_line("gateway sandbox attempts (server state after each attempt):")
-    for label, backend, error in RESULTS:
-        reporter.write_line(f"  {label:<42} {backend:<9} {error}")
+    with capture.global_and_fixture_disabled():  # shown even when the tests pass
+        reporter.write_line("")
+        reporter.write_line("gateway sandbox attempts (server state after each attempt):")
+        for label, backend, error in RESULTS:
+            reporter.write_line(f"  {label:<42} {backend:<9} {error}")
 
 
 def text_of(result: types.CallToolResult) -> str:
