@@ -105,7 +105,7 @@ async def test_killing_the_group_kills_everything_inside(backend: str, host: Fak
     await _poll(lambda pids: not pids, marker)
 
 
-async def _poll(done: Callable[[list[int]], bool], marker: str, attempts: int = 200) -> None:
+async def _poll(done: Callable[[list[int]], bool], marker: str, attempts: int = 600) -> None:
     """Poll ``pgrep`` for the marker's processes until ``done`` (at most ``attempts`` x 50 ms)."""
     for _ in range(attempts):
         result = await anyio.run_process(["pgrep", "-f", f"sleep {marker}"], check=False)
