@@ -59,6 +59,8 @@ ERROR_KEPT = 2000
 """Characters of an error message kept."""
 PRUNE_INTERVAL = 600.0
 """Seconds between retention passes."""
+LINGER = 0.05
+"""Seconds the writer waits for more rows before writing a batch."""
 FLUSH_TIMEOUT = 15.0
 """Seconds a shutdown waits for the queue to drain at most."""
 
@@ -253,11 +255,13 @@ class ActivityRecorder:
             async with self._receive:
                 async for first in self._receive:
                     batch = [first]
-                    while len(batch) < BATCH:
-                        try:
-                            batch.append(self._receive.receive_nowait())
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
+                    # Gather what arrives within LINGER: one commit for many rows, not one per call.
+                    with anyio.move_on_after(LINGER):
+                        while len(batch) < BATCH:
+                            try:
+                                batch.append(await self._receive.receive())
+                            except anyio.EndOfStream:
+                                break
                     await self._write(batch)
         finally:
             self._done.set()

@@ -204,11 +204,25 @@ class ManagedUpstream:
                 exc = UpstreamUnavailable(
                     f"server '{self.name}' stopped: {self._exit_reason}", hint=exc.hint, data=exc.data
                 )
+            elif self._request_stream_only(exc):
+                # Over HTTP one request's response stream ended early: the session, and every other
+                # call on it, goes on (a transport that really ended is noticed by its read stream).
+                raise
             self._mark_lost(exc.message)
             raise exc from None
         if not isinstance(result, types.CallToolResult):
             raise UpstreamProtocolError(f"server '{self.name}' answered tools/call with {type(result).__name__}")
         return result
+
+    def _request_stream_only(self, exc: UpstreamUnavailable) -> bool:
+        """Whether ``exc`` is one HTTP request's stream ending without its response, on a live session."""
+        cause = exc.__cause__
+        return (
+            self.spec.transport == "http"
+            and self._lost_reason is None
+            and isinstance(cause, MCPError)
+            and cause.code == types.CONNECTION_CLOSED
+        )
 
     def _unavailable(self) -> UpstreamUnavailable:
         st = self._status
