@@ -99,7 +99,7 @@ def serve(env: Env, /, use_stdio: bool, no_watch: bool, **flags: Any) -> None:
 def _loop_options() -> dict[str, Any]:
     """uvloop when it is installed (a default dependency on Linux and macOS): the event loop costs less per call."""
     try:
-        import uvloop  # noqa: F401, PLC0415 - only probed
+        import uvloop  # noqa: F401 - only probed
     except ImportError:
         return {}
     return {"use_uvloop": True}
@@ -137,9 +137,11 @@ def bind_socket(settings: Settings) -> socket.socket:
 
 
 async def _serve_http(env: Env, settings: Settings, watch: bool) -> None:
-    sock = bind_socket(settings)
     gateway = Gateway(settings, config_path=env.config_path, watch_config=watch)
+    # The app (and its API key file) exists before the port accepts: a client that connects at
+    # once finds the key in the data dir.
     server = _uvicorn(gateway, settings)
+    sock = bind_socket(settings)
     with sock:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_progress, gateway, server)
@@ -150,8 +152,8 @@ async def _serve_http(env: Env, settings: Settings, watch: bool) -> None:
 async def _serve_stdio(env: Env, settings: Settings, with_http: bool, watch: bool) -> None:
     gateway = Gateway(settings, config_path=env.config_path, watch_config=watch)
     if with_http:
-        sock = bind_socket(settings)
         server = _uvicorn(gateway, settings)
+        sock = bind_socket(settings)
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(server.serve, sockets=[sock]))
             await gateway.entered.wait()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import secrets
 import time
 from pathlib import Path
@@ -61,10 +62,13 @@ def load_or_create_api_key(data_dir: Path) -> str:
             return key
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = "mcpp_" + secrets.token_urlsafe(32)
-    fd = path.open("w", encoding="utf-8")
-    with fd:
-        path.chmod(0o600)
-        fd.write(key + "\n")
+    # Written whole under a private name (0600 from the start), then renamed: a reader never
+    # sees an empty or partial key.
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key + "\n")
+    os.replace(scratch, path)
     return key
 
 
