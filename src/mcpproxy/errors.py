@@ -12,7 +12,9 @@ REST API answers with the right status), and a message that says what to do next
     ├── NotFound                    -32078  404   base of the three below
     │   ├── UnknownServer           -32071  404
     │   ├── UnknownTool             -32072  404
-    │   └── CacheMiss               -32076  404   read_cache key unknown or expired
+    │   ├── CacheMiss               -32076  404   read_cache key unknown or expired
+    │   ├── UnknownTask             -32079  404   task handle unknown, expired or not the caller's
+    │   └── UnknownRequestState     -32082  404   requestState unknown, expired or not the caller's
     ├── InvalidArguments            -32602  400   arguments do not fit the input schema
     ├── PolicyDenied                -32073  403
     │   ├── TierMismatch            -32074  403   destructive tool through call_tool_read, ...
@@ -122,6 +124,23 @@ class UnknownTool(NotFound):
 class CacheMiss(NotFound):
     code = -32076
     kind = "cache_miss"
+
+
+class UnknownTask(NotFound):
+    """A task handle that is unknown, expired, or was created by another client (the three look
+    the same, so a handle's existence never leaks). The MCP endpoints answer it as -32602, as the
+    tasks spec answers an invalid ``taskId``."""
+
+    code = -32079
+    kind = "unknown_task"
+
+
+class UnknownRequestState(NotFound):
+    """A retry's ``requestState`` names no pending call of this client: unknown, expired, already
+    finished, or created by another client."""
+
+    code = -32082
+    kind = "unknown_request_state"
 
 
 class InvalidArguments(ProxyError):

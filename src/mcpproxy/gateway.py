@@ -25,7 +25,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import anyio
 import mcp_types as types
@@ -53,6 +53,7 @@ from mcpproxy.store.db import Store
 from mcpproxy.store.security import AgentToken, SecurityStore
 from mcpproxy.store.tools import ToolStore
 from mcpproxy.upstream.base import CallOptions, ServerStatus, UpstreamState
+from mcpproxy.upstream.inputs import InputRelay
 from mcpproxy.upstream.pool import UpstreamPool
 from mcpproxy.upstream.session import ManagedUpstream, server_log_path
 
@@ -62,6 +63,8 @@ STATS_BUFFER = 10_000
 """Call statistics wait here for the store's writer; past this the newest are dropped, never the call."""
 
 DB_FILE_NAME = "mcpproxy.db"
+
+_Started = TypeVar("_Started")
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +282,8 @@ class Gateway:
         self.event_listeners: list[Callable[[OpsEvent], None]] = []
         self.notification_listeners: list[NotificationListener] = []
         self.state = StateService(settings, config_path, on_change=self._apply_servers, expect_write=self._expect_write)
+        # Stateless-era clients' calls to handshake-era servers that ask for input (upstream.inputs).
+        self.input_relay = InputRelay(settings.input_relay_timeout, settings.input_relay_max_pending)
         self.ops = Operations(self)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -323,6 +328,7 @@ class Gateway:
                     on_notification=self._on_upstream_notification,
                 )
             )
+            await stack.enter_async_context(self.input_relay.running())  # closed before the pool
             # Activity log, limits, drain: closed before the pool, so calls in flight can finish.
             await stack.enter_async_context(self.ops.running(self._store, self._tg))
             for spec in self.settings.servers.values():
@@ -419,6 +425,60 @@ class Gateway:
         upstream = self.pool.get(entry.server)
         options = CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
         return await self.ops.call(upstream, entry, args, options)
+
+    # -- tasks (mcpproxy.endpoints.tasks) -----------------------------------------------------
+
+    async def start_task(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        ctx: CallContext,
+        start: Callable[[ToolEntry, dict[str, Any]], Awaitable[_Started]],
+    ) -> tuple[ToolEntry, _Started]:
+        """A tool call the client asked to run as a task: routed and policed like any call
+        (``self.checks``), then ``start`` sends it upstream. Observers hear of it as a call; when
+        the upstream answered at once with a result, ``self.filters`` run on that result.
+        """
+        record = CallRecord(name=name, arguments=dict(arguments or {}), ctx=ctx)
+        self._observe("call_started", record)
+        try:
+            record.entry = entry = self.resolve(name)
+            for check in self.checks:
+                check(entry, record.arguments, ctx)
+            upstream_started = time.perf_counter()
+            out: Any = await start(entry, record.arguments)
+            record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
+            if isinstance(out, types.CallToolResult):
+                for step in self.filters:
+                    out = step(entry, out, ctx)
+        except BaseException as exc:
+            record.finish(error=exc)
+            raise
+        else:
+            record.finish(result=out if isinstance(out, types.CallToolResult) else None)
+            return entry, out
+        finally:
+            self._observe("call_finished", record)
+
+    def finish_task(self, entry: ToolEntry, result: types.CallToolResult, ctx: CallContext) -> types.CallToolResult:
+        """The result of a task, fetched after it ended: the tool must still be usable by the
+        caller (quarantine, pins, the token's servers), ``self.filters`` run on the result, and
+        observers hear of it as a call."""
+        record = CallRecord(name=entry.key, arguments={}, ctx=ctx, entry=entry)
+        self._observe("call_started", record)
+        try:
+            self.security.check(entry, record.arguments, ctx)
+            check_token(entry, record.arguments, ctx)
+            for step in self.filters:
+                result = step(entry, result, ctx)
+        except BaseException as exc:
+            record.finish(error=exc)
+            raise
+        else:
+            record.finish(result=result)
+            return result
+        finally:
+            self._observe("call_finished", record)
 
     def record_event(self, event: OpsEvent) -> None:
         """Tell the activity log and the metrics about a policy decision, state change, auth failure..."""

@@ -366,6 +366,10 @@ class Settings(BaseModel):
         allowed_origins: Extra trusted browser origins, separated by ``,`` (``https://app.example``).
         max_body_size: Largest MCP request body in bytes; larger ones get HTTP 413.
         list_page_size: Items per page of the lists mcpproxy serves (tools, resources, prompts).
+        input_relay_timeout: Seconds a stateless-era client has to answer the ``input_required``
+            of a call to a handshake-era server before that call is cancelled upstream.
+        input_relay_max_pending: Calls kept waiting for a stateless-era client's input at most;
+            past this a new one is refused with an ``overloaded`` error.
         log_max_bytes: Size in bytes at which the main log and each server's log are rotated.
         log_backups: Rotated log files kept per log.
         max_concurrent_calls: Tool calls running at once on one server; more wait in its queue.
@@ -440,6 +444,8 @@ class Settings(BaseModel):
     allowed_origins: str = ""
     max_body_size: int = Field(default=4 * 1024 * 1024, ge=1024)
     list_page_size: int = Field(default=100, ge=1, le=10_000)
+    input_relay_timeout: float = Field(default=300.0, gt=0)
+    input_relay_max_pending: int = Field(default=100, ge=0)
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     log_backups: int = Field(default=5, ge=0, le=100)
     max_concurrent_calls: int = Field(default=32, ge=1)

@@ -29,7 +29,7 @@ async def test_a_new_store_is_created_private_migrated_and_in_wal_mode(tmp_path:
         assert await store.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
         # Every feature's tables exist in a fresh store (the tool tables first came in migration 1).
         assert {"server_state", "tool_snapshots", "tool_stats", "server_approvals", "tool_pins",
-                "agent_tokens"} <= set(await store.read(tables))
+                "agent_tokens", "task_handles"} <= set(await store.read(tables))
         assert await store.integrity_check()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 

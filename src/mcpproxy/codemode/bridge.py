@@ -256,7 +256,10 @@ class Bridge:
         )
         target = relay.relay_target.get()
         # The program's progress is the execution's; an upstream's own progress is not relayed on top.
-        token = relay.relay_target.set(dataclasses.replace(target, progress=False) if target is not None else None)
+        # A program's call cannot be answered input_required: its input requests are refused.
+        token = relay.relay_target.set(
+            dataclasses.replace(target, progress=False, input_relay=None) if target is not None else None
+        )
         try:
             result = await self.gw.call_tool(name, args, ctx)
         except ProxyError as exc:

@@ -93,6 +93,7 @@ class RelayMiddleware:
             except ValidationError:
                 responses = None
         state = params.get("requestState")
+        token = token_of(ctx)
         target = relay.RelayTarget(
             session=ctx.session,
             request_id=ctx.request_id,
@@ -101,6 +102,8 @@ class RelayMiddleware:
             meta=meta,
             input_responses=responses,
             request_state=state if isinstance(state, str) else None,
+            owner=token.id if token is not None else "",
+            input_relay=self.hub.gw.input_relay if link.modern else None,
         )
         with relay.acting_for(target):
             return await call_next(ctx)

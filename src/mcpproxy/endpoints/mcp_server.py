@@ -37,6 +37,7 @@ from mcpproxy.endpoints.auth import token_of
 from mcpproxy.endpoints.features import FeatureHandlers, RelayMiddleware, client_name, forward_meta, to_mcp_error
 from mcpproxy.endpoints.notify import Endpoint, Hub
 from mcpproxy.endpoints.proxy_tools import INSTRUCTIONS, dispatch, proxy_tool_definitions
+from mcpproxy.endpoints.tasks import TaskHandlers
 from mcpproxy.endpoints.views import View, item_key, page
 from mcpproxy.errors import NotFound, ProxyError, UpstreamError
 from mcpproxy.gateway import CallContext, Gateway
@@ -204,6 +205,13 @@ def build_direct_server(gw: Gateway, hub: Hub) -> Server[Any]:
     server.get_tool_input_schema = _schema_lookup(gw)
     _attach_features(server, FeatureHandlers(gw, hub, endpoint_of, via="mcp-direct"))
     server.middleware.append(RelayMiddleware(hub, endpoint_of))
+    TaskHandlers(
+        gw,
+        via="mcp-direct",
+        name_of=lambda ctx, name: name,
+        servers_of=lambda ctx: gw.feature_servers(),
+        rewrite=lambda server, result: uris.rewrite_call_result(result, uris.namespacer(server)),
+    ).attach(server)
     return server
 
 
@@ -307,4 +315,11 @@ def build_single_server(gw: Gateway, hub: Hub) -> Server[Any]:
 
     server.middleware.append(shape_initialize)
     server.middleware.append(RelayMiddleware(hub, endpoint_of))
+    TaskHandlers(
+        gw,
+        via="mcp-server",
+        name_of=lambda ctx, name: f"{server_name_of(ctx)}:{name}",
+        servers_of=lambda ctx: [s for s in gw.feature_servers() if s == server_name_of(ctx)],
+        rewrite=lambda server, result: result,
+    ).attach(server)
     return server

@@ -143,6 +143,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (client, server, name)
     ) WITHOUT ROWID;
     """,
+    # tasks: the task handles mcpproxy gave clients, each mapped to the upstream task it stands
+    # for (mcpproxy.store.tasks), so a handle still reaches its task after a restart.
+    """
+    CREATE TABLE task_handles (
+        handle      TEXT PRIMARY KEY,  -- what the client holds: random, unguessable
+        owner       TEXT NOT NULL,     -- who may use it: an agent token id, or '' (API key / no auth)
+        server      TEXT NOT NULL,
+        tool        TEXT NOT NULL,     -- the upstream tool's own name
+        upstream_id TEXT NOT NULL,     -- the upstream's taskId
+        via         TEXT NOT NULL,
+        status      TEXT NOT NULL,     -- last status seen upstream
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL,
+        expires_at  REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX task_handles_owner ON task_handles (owner, created_at);
+    CREATE INDEX task_handles_expiry ON task_handles (expires_at);
+    """,
 )
 """SQL scripts; entry ``i`` takes the schema from version ``i`` to ``i + 1``."""
 

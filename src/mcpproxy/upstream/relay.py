@@ -26,13 +26,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types as types
 from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp.shared.message import ServerMessageMetadata
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mcp import Client
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +93,35 @@ class ClientLink:
             return caps.elicitation.form is not None or caps.elicitation.url is None
         return False
 
+    def may_give_input(self) -> bool:
+        """Whether the client declared any capability a server-to-client request needs."""
+        caps = self.capabilities
+        if caps is None:
+            return False
+        return caps.sampling is not None or caps.elicitation is not None or caps.roots is not None
+
+
+class PendingInputs(Protocol):
+    """An upstream call kept pending for a stateless-era client (``upstream.inputs``): the
+    upstream's input requests are asked of the client through ``input_required``."""
+
+    async def ask(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData: ...
+
+
+class InputRelayService(Protocol):
+    """Runs a stateless-era client's tool call on a handshake-era upstream (``upstream.inputs``)."""
+
+    async def call(
+        self,
+        server: str,
+        client: Client,
+        tool: str,
+        arguments: Mapping[str, Any],
+        target: RelayTarget,
+        *,
+        meta: types.RequestParamsMeta | None,
+    ) -> types.CallToolResult: ...
+
 
 @dataclass(eq=False)
 class RelayTarget:
@@ -101,6 +135,12 @@ class RelayTarget:
         meta: The client's ``_meta`` (trace context, log level opt-in) for the upstream request.
         input_responses: A stateless-era client's answers to an earlier ``input_required``.
         request_state: The opaque state that came with it, passed back untouched.
+        owner: Who the request acts for (an agent token id, ``""``: API key or no auth).
+        input_relay: For a stateless-era client: turns a handshake-era upstream's input requests
+            into ``input_required`` (``None``: not available).
+        pending: The pending call this upstream request belongs to, when it is relayed that way.
+        waiting: The request only waits for a pending call (whose own upstream request is the
+            one messages belong to).
     """
 
     session: ServerSession
@@ -110,6 +150,10 @@ class RelayTarget:
     meta: dict[str, Any] = field(default_factory=dict)
     input_responses: types.InputResponses | None = None
     request_state: str | None = None
+    owner: str = ""
+    input_relay: InputRelayService | None = None
+    pending: PendingInputs | None = None
+    waiting: bool = False
 
     def progress_callback(self) -> ProgressFnT | None:
         """A callback that forwards the upstream's progress on this request's own token, if asked."""
@@ -170,7 +214,7 @@ def attribute(server: str) -> RelayTarget | None:
     target = relay_target.get()
     if target is not None:
         return target
-    targets = in_flight(server)
+    targets = [t for t in in_flight(server) if not t.waiting]
     links = {id(t.link) for t in targets}
     if len(links) == 1:
         return targets[-1]
@@ -228,10 +272,10 @@ class UpstreamRelay:
     def _target(self, method: str, params: Any = None) -> RelayTarget | types.ErrorData:
         target = attribute(self.server)
         if target is None:
-            if len({id(t.link) for t in in_flight(self.server)}) > 1:
+            if len({id(t.link) for t in in_flight(self.server) if not t.waiting}) > 1:
                 return _refusal(self.server, method, "several clients have requests in flight on this server")
             return _refusal(self.server, method, "no client request of this server is in flight")
-        if target.link.modern:
+        if target.link.modern and target.pending is None:
             return _refusal(
                 self.server, method, "the client speaks the stateless 2026-07-28 protocol, which has no such request"
             )
@@ -240,6 +284,9 @@ class UpstreamRelay:
         return target
 
     async def _ask(self, target: RelayTarget, request: Any, result_type: Any) -> Any:
+        if target.pending is not None:
+            # A stateless-era client: asked through input_required on its pending call.
+            return await target.pending.ask(request)
         try:
             return await target.session.send_request(
                 request,

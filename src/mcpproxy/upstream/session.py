@@ -177,13 +177,24 @@ class ManagedUpstream:
             target, modern_upstream=modern, base=dict(options.meta) if options.meta else None
         )
         progress = target.progress_callback() if target is not None else None
+        result: types.CallToolResult | types.InputRequiredResult | types.Result
         try:
             with (
                 relay.tracking(self.name),
                 map_upstream_errors(self.name, timeout=options.timeout),
                 anyio.fail_after(options.timeout),
             ):
-                if target is not None and target.link.modern:
+                if (
+                    target is not None
+                    and target.link.modern
+                    and not modern
+                    and target.input_relay is not None
+                    and (target.request_state is not None or target.link.may_give_input())
+                ):
+                    # A stateless-era client, a handshake-era upstream that may ask it for input:
+                    # those requests become input_required (``upstream.inputs``).
+                    result = await target.input_relay.call(self.name, client, tool, arguments, target, meta=meta)
+                elif target is not None and target.link.modern:
                     # A stateless-era client retries by itself: input_required goes back untouched.
                     result = await client.session.call_tool(
                         tool,
