@@ -289,21 +289,37 @@ async def test_a_request_naming_a_foreign_host_is_refused(gateway: GatewayHandle
         assert huge.status_code == 413
 
 
-async def test_a_stateless_request_whose_method_header_disagrees_is_refused(gateway: GatewayHandle) -> None:
+@pytest.mark.parametrize(
+    ("path", "method", "params", "header", "value"),
+    [
+        ("/mcp/s/fixture", "tools/list", {}, "Mcp-Method", "prompts/list"),
+        ("/mcp/s/fixture", "tools/call", {"name": "test_simple_text", "arguments": {}}, "Mcp-Name", "other"),
+        ("/mcp/all", "tools/call", {"name": "fixture__test_simple_text", "arguments": {}}, "Mcp-Name", "notes__add"),
+        ("/mcp/all", "prompts/get", {"name": "notes__summarize", "arguments": {"topic": "x"}}, "Mcp-Name", "other"),
+    ],
+)
+async def test_a_stateless_request_whose_routing_header_disagrees_is_refused(
+    gateway: GatewayHandle, path: str, method: str, params: dict[str, Any], header: str, value: str
+) -> None:
     meta = {
         types.PROTOCOL_VERSION_META_KEY: "2026-07-28",
         types.CLIENT_INFO_META_KEY: {"name": "t", "version": "1"},
         types.CLIENT_CAPABILITIES_META_KEY: {},
     }
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "prompts/list",
-    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2026-07-28"}
+    headers["Mcp-Method"] = method
+    if "name" in params:
+        headers["Mcp-Name"] = params["name"]
+    headers[header] = value
     async with httpx2.AsyncClient() as http:
-        response = await http.post(gateway.base_url + "/mcp/s/fixture", json=body, headers=headers)
-    assert response.json()["error"]["code"] == types.HEADER_MISMATCH
+        response = await http.post(gateway.base_url + path, json=body, headers=headers)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == types.HEADER_MISMATCH
+        # The same request with agreeing headers is served.
+        headers[header] = method if header == "Mcp-Method" else params["name"]
+        agreed = await http.post(gateway.base_url + path, json=body, headers=headers)
+        assert agreed.status_code == 200 and "result" in agreed.json(), agreed.text
 
 
 # --- cross-era pairs ------------------------------------------------------------------------------
