@@ -63,6 +63,17 @@ async def test_retrieve_mode_lists_only_the_proxy_tools_and_teaches_the_workflow
         assert "retrieve_tools" in client.instructions and "call_tool_read" in client.instructions
 
 
+async def test_code_execution_is_listed_only_while_it_is_on_with_the_languages_offered(tmp_path: Path) -> None:
+    for name in ("off", "py"):
+        (tmp_path / name).mkdir()
+    async with running_gateway(tmp_path / "off", {}, code_execution=False) as gw, Client(gw.mcp_url) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == PROXY_TOOLS - {"code_execution"}
+    async with running_gateway(tmp_path / "py", {}, code_languages="python") as gw, Client(gw.mcp_url) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        assert listed["code_execution"].input_schema["properties"]["language"]["enum"] == ["python"]
+
+
 async def test_search_finds_the_time_tool_for_what_time_is_it_in_tokyo(tmp_path: Path) -> None:
     files = tmp_path / "files"
     files.mkdir()

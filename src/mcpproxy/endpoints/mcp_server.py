@@ -122,8 +122,16 @@ def _schema_lookup(gw: Gateway) -> Callable[[str], Mapping[str, Any] | None]:
 
 def build_retrieve_server(gw: Gateway, hub: Hub) -> Server[Any]:
     """The ``/mcp`` server: a handful of proxy tools; the model searches, then calls."""
-    tools = proxy_tool_definitions(gw.settings.tools_limit)
     endpoint = hub.endpoint(RETRIEVE, View(), dynamic_tools=False)
+
+    built: list[tuple[Any, list[types.Tool]]] = []
+
+    def current_tools() -> list[types.Tool]:
+        # From the settings of the moment: a reload that turns code execution off takes it off the list.
+        settings = gw.settings
+        if not built or built[0][0] is not settings:
+            built[:] = [(settings, proxy_tool_definitions(settings.tools_limit, settings))]
+        return built[0][1]
 
     def endpoint_of(ctx: ServerRequestContext[Any, Any]) -> Endpoint:
         return endpoint
@@ -131,7 +139,7 @@ def build_retrieve_server(gw: Gateway, hub: Hub) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tools)
+        return types.ListToolsResult(tools=current_tools())
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -159,8 +167,10 @@ def build_retrieve_server(gw: Gateway, hub: Hub) -> Server[Any]:
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
-    schemas = {tool.name: tool.input_schema for tool in tools}
-    server.get_tool_input_schema = schemas.get  # see build_direct_server
+    def schema_of(name: str) -> Mapping[str, Any] | None:
+        return next((tool.input_schema for tool in current_tools() if tool.name == name), None)
+
+    server.get_tool_input_schema = schema_of  # see build_direct_server
     _attach_features(server, FeatureHandlers(gw, hub, endpoint_of, via="mcp"))
     server.middleware.append(RelayMiddleware(hub, endpoint_of))
     return server

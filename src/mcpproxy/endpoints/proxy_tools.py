@@ -27,7 +27,7 @@ from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entri
 from mcpproxy.policy.guards import check_path, check_url
 from mcpproxy.routing.catalog import Tier
 from mcpproxy.secrets.masking import mask_config, mask_known, mask_target
-from mcpproxy.settings import ServerSpec
+from mcpproxy.settings import ServerSpec, Settings
 from mcpproxy.state import spec_from_entry
 
 INSTRUCTIONS = """\
@@ -68,7 +68,8 @@ _SERVER_FIELDS: dict[str, Any] = {
 }
 
 
-def proxy_tool_definitions(default_limit: int) -> list[types.Tool]:
+def proxy_tool_definitions(default_limit: int, settings: Settings | None = None) -> list[types.Tool]:
+    """The proxy tools; ``code_execution`` (with the languages ``settings`` offer) only while it is on."""
     read_only = types.ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
     return [
         types.Tool(
@@ -195,7 +196,7 @@ def proxy_tool_definitions(default_limit: int) -> list[types.Tool]:
             },
             annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
         ),
-        code_tool.code_execution_tool(),
+        *([code_tool.code_execution_tool(settings)] if settings is None or settings.code_execution else []),
     ]
 
 
