@@ -1,6 +1,7 @@
 """Latency and memory of tool search on a large catalogue, in BM25 and hybrid mode.
 
-Usage: ``python bench/search_latency.py DATASET_DIR [--tools 10000] [--searches 1000] [--mode bm25|hybrid|index]``
+Usage: ``python bench/search_latency.py DATASET_DIR [--tools 10000] [--searches 1000]
+[--mode bm25|hybrid|index] [--pure-python] [--cold-terms]``
 
 Copies the LiveMCPBench servers under new names (description sentences shuffled) until the
 catalogue holds ``--tools`` tools, builds the index one ``replace_server`` at a time, and prints the
@@ -8,20 +9,25 @@ build time, the resident memory the index added, p50/p99 search latency over the
 (repeated to at least ``--searches`` samples, limit 10), and the time to re-index one server of
 about 20 tools (alternating two versions of its tools, so each call changes content).
 
-``--mode bm25`` measures ``ToolSearch`` as the gateway runs it by default (words, expansions, step
-split, diversity); ``--mode index`` the bare ``BM25Index`` of the first release; ``--mode hybrid``
-``ToolSearch`` with the embedding model: each search embeds the request for real (the model runs
-on every query), while the tools' vectors are computed once for the 527 original tools and reused
+``--mode bm25`` measures ``ToolSearch`` as the gateway runs it by default (words, expansions,
+diversity); ``--mode index`` the bare ``BM25Index``; ``--mode hybrid`` ``ToolSearch`` with the
+embedding model: each search embeds the request for real (the request-vector cache is off, so the
+model runs on every timed search), while the tools' vectors are computed once for the 527 original tools and reused
 for their copies, since the cost of a search does not depend on the vectors' values and embedding
 10,000 texts per run would take minutes. The embedding throughput is measured on the originals and
 printed, with the build time it implies for the whole catalogue (vectors are computed once per
 tool and kept in the database, so this is a first-start cost); the hybrid one-server update
-includes embedding that server's tools for real.
+includes embedding that server's tools for real. With numpy installed (the ``embeddings`` extra),
+the words index adds scores with numpy over large catalogues; ``--pure-python`` measures the pure
+Python way of the default install (the same ranking), and ``--cold-terms`` the numpy way as if
+no query term had been seen since the last update (each term's posting arrays are built on first
+use and kept until an update touches the term).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+import mcpproxy.search.bm25 as bm25_module
 from mcpproxy.search.base import Allow, Hit, ToolDoc, ToolIndex
 from mcpproxy.search.bm25 import BM25Index
 from mcpproxy.search.engine import ToolSearch, embedding_text
@@ -39,9 +46,12 @@ from search_dataset import Latency, Server, load_servers, load_tasks, measure, o
 class Searching:
     """``ToolSearch`` as a ``ToolIndex``; in hybrid mode, vectors from ``vectors`` (by original tool)."""
 
-    def __init__(self, embedder: Any = None, vectors: dict[tuple[str, str], Any] | None = None) -> None:
-        self.index = ToolSearch(embedder)
+    def __init__(
+        self, embedder: Any = None, vectors: dict[tuple[str, str], Any] | None = None, cold: bool = False
+    ) -> None:
+        self.index = ToolSearch(embedder, query_cache=0)  # every timed search embeds its request
         self.vectors = vectors or {}
+        self.cold = cold
         self.seen: set[str] = set()
 
     def replace_server(self, server: str, tools: Sequence[ToolDoc], context: str = "") -> None:
@@ -65,6 +75,8 @@ class Searching:
         return len(self.index)
 
     def search(self, query: str, limit: int, allow: Allow | None = None) -> list[Hit]:
+        if self.cold:  # as if every term were new since the last update: no posting arrays kept
+            self.index.lexical._tools.arrays.clear()
         return self.index.search(query, limit, allow)
 
 
@@ -89,7 +101,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tools", type=int, default=10_000, help="catalogue size to reach (default 10000)")
     parser.add_argument("--searches", type=int, default=1000, help="minimum number of timed searches")
     parser.add_argument("--mode", choices=["bm25", "hybrid", "index"], default="bm25")
+    parser.add_argument(
+        "--pure-python", action="store_true", help="add scores in pure Python even when numpy is installed"
+    )
+    parser.add_argument(
+        "--cold-terms", action="store_true", help="drop the words index's per-term arrays before every search"
+    )
     args = parser.parse_args(argv)
+    if args.pure_python:
+        bm25_module.NUMPY_MIN_TOOLS = sys.maxsize
+    cold = args.cold_terms
 
     base = load_servers(args.dataset)
     queries = [task.query for task in load_tasks(args.dataset, base)]
@@ -99,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.mode == "index":
         make = BM25Index
     elif args.mode == "bm25":
-        make = Searching
+
+        def make() -> ToolIndex:
+            return Searching(cold=cold)
     else:
         from mcpproxy.search.embed import MiniLMEmbedder
 
@@ -120,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
 
         def make() -> ToolIndex:
-            return Searching(embedder, vectors)
+            return Searching(embedder, vectors, cold=cold)
 
     result = measure(make, servers, queries, min_searches=args.searches)
     table = Table(title=f"{args.mode} mode, {len(servers)} servers")

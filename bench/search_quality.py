@@ -16,7 +16,9 @@ latency benchmark's build figure measures).
 
 The rows ``ToolSearch ...`` are what the gateway runs (``mcpproxy.search.engine``); ``BM25Index``
 rows are its words channel alone. "no expansion" rows use the query's own words only (plus the
-"current" rule of the first release), to show what synonyms and path terms add.
+"current" rule of the first release), to show what synonyms and path terms add; "embedded as
+written" gives the meaning channel the request with its paths and URLs, as before
+``expand.meaning_text``.
 """
 
 from __future__ import annotations
@@ -110,6 +112,17 @@ def words_only(query: str) -> list[tuple[str, float]]:
     if _PRESENT_QUESTION.search(query) or _PRESENT_PHRASES.search(query) or words & _PRESENT_WORDS:
         terms.update(dict.fromkeys(tokenize("current"), 1.0))
     return list(terms.items())
+
+
+@contextmanager
+def values_as_written() -> Iterator[None]:
+    """The meaning channel embeds the request as written, paths and URLs included."""
+    original = getattr(engine_module, "meaning_text")  # noqa: B009
+    setattr(engine_module, "meaning_text", lambda query: query)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(engine_module, "meaning_text", original)  # noqa: B010
 
 
 @contextmanager
@@ -214,6 +227,7 @@ def variants(ablations: bool, vectors: dict[str, Any] | None) -> list[Variant]:
             ("  hybrid: no expansion", partial(Engine, vectors=vectors), no_expansion),
             ("  hybrid: no step split", partial(Engine, split=False, vectors=vectors), nullcontext),
             ("  hybrid: no diversity", partial(Engine, diversify=False, vectors=vectors), nullcontext),
+            ("  hybrid: paths and URLs embedded as written", partial(Engine, vectors=vectors), values_as_written),
         ]
     weights = {
         "  BM25Index without server level": FieldWeights(server_share=0.0),

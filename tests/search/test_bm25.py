@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mcpproxy.search.bm25 as bm25_module
 from mcpproxy.search.base import Hit, ToolDoc, ToolIndex
-from mcpproxy.search.bm25 import BM25Index, schema_text
+from mcpproxy.search.bm25 import MAX_QUERY_TERMS, BM25Index, schema_text
+from mcpproxy.search.expand import weighted_terms
 
 
 def _schema(**params: str) -> dict[str, Any]:
@@ -359,10 +362,15 @@ def test_results_are_best_first_with_positive_scores() -> None:
     assert all(score > 0 for score in scores)
 
 
-def test_search_does_not_change_the_index() -> None:
+@pytest.mark.parametrize("numpy", [False, True])
+def test_search_does_not_change_the_index(numpy: bool) -> None:
+    if numpy:
+        pytest.importorskip("numpy")
     index = _index()
     before = pickle.dumps(index)
-    index.search("what time is it", 5, allow=lambda server, tool: server != "time")
+    with _path(numpy=numpy):  # either way fills only caches, which are not part of the contents
+        index.search("what time is it", 5, allow=lambda server, tool: server != "time")
+        index.ranked_sparse(weighted_terms("knowledge graph"), 3)
     assert pickle.dumps(index) == before
 
 
@@ -373,3 +381,117 @@ def test_a_repeated_tool_name_in_one_listing_keeps_the_first() -> None:
     )
     assert len(index) == 1
     assert _keys(index.search("repeat message", 5)) == ["s:echo"]
+
+
+# -- the numpy path: the same floats, so the same ranking -------------------------------------------
+
+_QUERIES = [
+    "what time is it in tokyo",
+    "read a file and write it to ~/notes/out.md",
+    "knowledge graph entities",
+    "files folders fetch url",
+    "convert currency",
+    "time",
+]
+
+
+def _reference(index: BM25Index, query: str, limit: int, allow: Any = None) -> list[tuple[str, float]]:
+    """The ranking from its definition: own score plus the server's share, summed in term order."""
+    terms = weighted_terms(query)[:MAX_QUERY_TERMS]
+    own: dict[int, float] = {}
+    index._tools.accumulate(terms, 1.0, own)
+    servers: dict[str, float] = {}
+    index._server_docs.accumulate(terms, index._share, servers)
+    totals = []
+    for ident, tool in enumerate(index._tool):
+        if tool is None:
+            continue
+        total = own.get(ident, 0.0) + servers.get(tool.server, 0.0)
+        if total > 0.0 and (allow is None or allow(tool.server, tool.name)):
+            totals.append((tool.key, total))
+    totals.sort(key=lambda entry: (-entry[1], entry[0]))
+    return totals[:limit]
+
+
+def _ranked(index: BM25Index, query: str, limit: int, allow: Any = None) -> list[tuple[str, float]]:
+    return [(tool.key, score) for tool, score in index.ranked(weighted_terms(query), limit, allow)]
+
+
+def _sparse(index: BM25Index, query: str, limit: int) -> list[tuple[str, float]]:
+    found = index.ranked_sparse(weighted_terms(query), limit, max_share=0.5)
+    return [(tool.key, score) for tool, score in found]
+
+
+def _refuse_some(server: str, name: str) -> bool:
+    return (len(server) + len(name)) % 3 != 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(_UPDATES)
+def test_both_ways_of_adding_scores_rank_exactly_as_the_definition(updates: list[Any]) -> None:
+    pytest.importorskip("numpy")
+    pure, fast = BM25Index(), BM25Index()
+    for server, picks, context in updates:
+        for index in (pure, fast):
+            if picks is None:
+                index.remove_server(server)
+            else:
+                tools = [
+                    ToolDoc(server, _POOL[i].name, _POOL[i].description, _POOL[i].input_schema) for i in picks
+                ]
+                index.replace_server(server, tools, context)
+        # Searching between updates fills both paths' caches (group contributions, per-term
+        # arrays), which an update must drop.
+        with _path(numpy=False):
+            _ranked(pure, "read files in a folder", 3)
+            _sparse(pure, "knowledge graph", 3)
+        with _path(numpy=True):
+            _ranked(fast, "read files in a folder", 3)
+            _sparse(fast, "knowledge graph", 3)
+    for query in _QUERIES:
+        for limit in (1, 3, 50):
+            for allow in (None, _refuse_some):
+                expected = _reference(pure, query, limit, allow)
+                with _path(numpy=False):
+                    assert _ranked(pure, query, limit, allow) == expected
+                with _path(numpy=True):
+                    assert _ranked(fast, query, limit, allow) == expected
+        with _path(numpy=False):
+            expected_sparse = _sparse(pure, query, 5)
+        with _path(numpy=True):
+            assert _sparse(fast, query, 5) == expected_sparse
+
+
+def test_the_numpy_path_ranks_a_crowded_catalogue_exactly_as_the_pure_path() -> None:
+    pytest.importorskip("numpy")
+    index = BM25Index()
+    for copy in range(40):
+        for server, tools in CATALOGUE.items():
+            name = f"{server}{copy}"
+            edited = [
+                ToolDoc(name, t.name, f"{t.description} {' extra' * (copy % 5)}", t.input_schema) for t in tools
+            ]
+            index.replace_server(name, edited, "files and folders" if copy % 2 else "knowledge graph memory")
+    for query in _QUERIES:
+        for limit in (1, 10, 100, 1000):
+            with _path(numpy=False):
+                expected = _ranked(index, query, limit, _refuse_some)
+                expected_sparse = _sparse(index, query, limit)
+            with _path(numpy=True):
+                assert _ranked(index, query, limit, _refuse_some) == expected
+                assert _sparse(index, query, limit) == expected_sparse
+            assert expected == _reference(index, query, limit, _refuse_some)
+
+
+@contextmanager
+def _path(*, numpy: bool) -> Iterator[None]:
+    """Force the numpy path (any catalogue size) or the pure Python one."""
+    saved = (bm25_module.NUMPY_MIN_TOOLS, bm25_module._numpy)
+    if numpy:
+        bm25_module.NUMPY_MIN_TOOLS = 0
+    else:
+        bm25_module._numpy = lambda: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        bm25_module.NUMPY_MIN_TOOLS, bm25_module._numpy = saved

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcpproxy.search.base import ToolDoc
 from mcpproxy.search.embed import EXTRA_HINT, EmbeddingsUnavailable, MiniLMEmbedder, WordPiece, load_vocab
@@ -23,6 +25,24 @@ def test_the_tokenizer_gives_the_reference_ids_of_the_model() -> None:
     assert wordpiece.encode("Café naïve résumé, getHTTPResponse!") == [
         101, 7668, 15743, 13746, 1010, 2131, 11039, 25856, 6072, 26029, 3366, 999, 102
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_the_ascii_shortcut_splits_words_as_the_reference_way_does(text: str) -> None:
+    assert WordPiece.words(text) == WordPiece.words_unicode(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Read the sales data under /root/excel/Local_Electronic_Sales.xlsx, plot it as a bar chart",
+        "getHTTPResponse\tfs.read_file(path='a b')\r\n\x00\x1f\x7f[x]{y}~`^|@#$%&*+=<>?;:",
+        "  multiple   spaces\x0b\x0cand\x1cseparators  ",
+    ],
+)
+def test_the_ascii_shortcut_on_request_like_texts(text: str) -> None:
+    assert WordPiece.words(text) == WordPiece.words_unicode(text)
 
 
 def test_long_texts_are_cut_to_the_token_budget() -> None:

@@ -255,6 +255,35 @@ def test_removing_a_server_removes_its_tools_from_every_channel() -> None:
     assert len(index.dense) == sum(len(tools) for _, tools in CATALOGUE.values()) - 1
 
 
+def test_a_repeated_request_is_embedded_once_and_the_cache_is_bounded() -> None:
+    embedder = FakeEmbedder()
+    index = _index(embedder=embedder, query_cache=2)
+    for server in index.servers():
+        index.embed_server(server)
+    before = embedder.calls
+    first = index.find(["weather forecast"], 5)
+    assert embedder.calls == before + 1
+    assert index.find(["weather forecast"], 5) == first
+    assert embedder.calls == before + 1
+    index.find(["plot a chart", "weather forecast"], 5)  # one batch, for the new request only
+    assert embedder.calls == before + 2
+    index.find(["painting"], 5)
+    index.find(["plot a chart"], 5)
+    assert embedder.calls == before + 3
+    index.find(["weather forecast"], 5)  # pushed out by the two more recent ones
+    assert embedder.calls == before + 4
+
+
+def test_without_a_cache_every_search_embeds_its_request() -> None:
+    embedder = FakeEmbedder()
+    index = _index(embedder=embedder, query_cache=0)
+    index.embed_server("weather")
+    before = embedder.calls
+    index.find(["weather forecast"], 5)
+    index.find(["weather forecast"], 5)
+    assert embedder.calls == before + 2
+
+
 @pytest.mark.parametrize("limit", [0, -1])
 def test_a_non_positive_limit_returns_nothing(limit: int) -> None:
     assert _index().find(["chart"], limit) == []

@@ -6,7 +6,7 @@ import pytest
 
 from mcpproxy.search.base import ToolDoc
 from mcpproxy.search.bm25 import BM25Index
-from mcpproxy.search.expand import EXPANSION_WEIGHT, VALUE_WEIGHT, query_terms, weighted_terms
+from mcpproxy.search.expand import EXPANSION_WEIGHT, VALUE_WEIGHT, meaning_text, query_terms, weighted_terms
 from mcpproxy.search.tokenize import tokenize
 
 CURRENT = tokenize("current")[0]
@@ -94,3 +94,17 @@ def test_the_current_time_tool_beats_the_conversion_tool_for_a_question_about_no
     )
     assert index.search("what time is it in Tokyo", 2)[0].name == "get_current_time"
     assert index.search("convert 14:00 from London time to Tokyo time", 2)[0].name == "convert_time"
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("plot it and save it in /root/figs/sale.png", "plot it and save it in  a file "),
+        ("list everything under /root/pdf/", "list everything under  a folder "),
+        ("summarise https://example.org/a?b=1 for me", "summarise  a web page  for me"),
+        ("what time is it in Tokyo", "what time is it in Tokyo"),
+        ("either / or", "either / or"),
+    ],
+)
+def test_the_meaning_channel_gets_values_said_in_words(query: str, said: str) -> None:
+    assert meaning_text(query) == said

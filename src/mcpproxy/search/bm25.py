@@ -20,6 +20,10 @@ group and then only adds floats into a list indexed by tool id. Per tool, a scor
 query-term order and ties are broken by tool key, so results are a function of the index contents
 alone, whatever the order of updates. The engine was chosen by measurement against SQLite FTS5 and
 bm25s; see docs/search.md.
+
+Over a large catalogue, and when numpy is installed (the ``embeddings`` extra brings it), the same
+sums are done with numpy (``_Fielded.scores_numpy``): the same floats, added in the same order, so
+the same ranking; the pure Python way is the default install's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import operator
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from itertools import compress, count, repeat
 from typing import Any, Generic, TypeGuard, TypeVar
 
 from mcpproxy.search.base import Allow, Hit, ToolDoc
@@ -166,12 +172,31 @@ class _Fielded(Generic[K]):
         # One shared tuple per distinct pair list: documents repeat the same few thousand, and
         # sharing them keeps memory per posting to a reference. Bounded by fields x tf x lengths.
         self.interned: dict[tuple[_Pair, ...], tuple[_Pair, ...]] = {}
+        # numpy path only (``scores_numpy``): per term, its posting as arrays, built when a query
+        # first needs it and dropped when a document with that term is added or removed; and the
+        # scale table as an array, dropped by ``settle``.
+        self.arrays: dict[str, tuple[Any, Any, Any, Any, Any]] = {}
+        self.scale_array: Any = None
 
     def __len__(self) -> int:
         return len(self.docs)
 
+    _CACHES = ("arrays", "scale_array")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The index contents without the query caches (rebuilt as queries need them)."""
+        return {key: value for key, value in self.__dict__.items() if key not in self._CACHES}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.arrays = {}
+        self.scale_array = None
+
     def remove(self, ident: K) -> None:
         doc = self.docs.pop(ident)
+        if self.arrays:
+            for term in doc.terms:
+                self.arrays.pop(term, None)
         for term, pairs in zip(doc.terms, doc.pairs, strict=True):
             groups = self.postings[term]
             members = groups[pairs]
@@ -205,6 +230,9 @@ class _Fielded(Generic[K]):
         intern = self.interned.setdefault
         doc = _Doc(tuple(by_term), tuple(intern(t := tuple(p), t) for p in by_term.values()), lengths)
         self.docs[ident] = doc
+        if self.arrays:
+            for term in doc.terms:
+                self.arrays.pop(term, None)
         for term, pairs in zip(doc.terms, doc.pairs, strict=True):
             groups = self.postings.get(term)
             if groups is None:
@@ -225,6 +253,7 @@ class _Fielded(Generic[K]):
     def settle(self) -> None:
         """Bring the scale table in line with the current averages (after a batch of updates)."""
         n = len(self.docs)
+        self.scale_array = None
         for f, (weight, b) in enumerate(zip(self.weights, self.bs, strict=True)):
             average = self.length_sums[f] / n if n and self.length_sums[f] else 1.0
             base = f * _STRIDE
@@ -254,6 +283,63 @@ class _Fielded(Generic[K]):
                     x += tf * scale[slot]
                 if x > 0.0:
                     yield idf * x / (K1 + x), members
+
+    def scores_numpy(self, np: Any, terms: Sequence[WeightedTerm], size: int) -> Any:
+        """Every document's score for ``terms`` as a float64 array of ``size`` (int ids only).
+
+        The same floats as ``weighted_groups`` added into a list: a group's ``x`` is summed over
+        its pairs in order from 0.0 and its contribution is ``idf * x / (K1 + x)`` (the same
+        IEEE operations, elementwise), and ``bincount`` adds contributions per document in input
+        order, that is in ``terms`` order. A group with ``x`` = 0 contributes 0.0, which changes
+        no sum.
+        """
+        if self.scale_array is None:
+            self.scale_array = np.asarray(self.scale, dtype=np.float64)
+        scale = self.scale_array
+        n = len(self.docs)
+        ids: list[Any] = []
+        weights: list[Any] = []
+        for term, weight in terms:
+            if term not in self.postings:
+                continue
+            tf, slot, group, sizes, members = self._term_arrays(np, term)
+            df = self.df[term]
+            idf = weight * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            x = np.bincount(group, weights=tf * scale[slot], minlength=len(sizes))
+            ids.append(members)
+            weights.append(np.repeat(idf * x / (K1 + x), sizes))
+        if not ids:
+            return np.zeros(size, dtype=np.float64)
+        return np.bincount(np.concatenate(ids), weights=np.concatenate(weights), minlength=size)
+
+    def _term_arrays(self, np: Any, term: str) -> tuple[Any, Any, Any, Any, Any]:
+        """The posting of ``term`` as arrays: pairs' tf, slot and group, groups' sizes, members."""
+        found = self.arrays.get(term)
+        if found is not None:
+            return found
+        tfs: list[int] = []
+        slots: list[int] = []
+        groups: list[int] = []
+        sizes: list[int] = []
+        members: list[Any] = []
+        for g, (pairs, group) in enumerate(self.postings[term].items()):
+            for tf, slot in pairs:
+                tfs.append(tf)
+                slots.append(slot)
+                groups.append(g)
+            sizes.append(len(group))
+            members.extend(group)
+        found = (
+            np.asarray(tfs, dtype=np.float64),
+            np.asarray(slots, dtype=np.intp),
+            np.asarray(groups, dtype=np.intp),
+            np.asarray(sizes, dtype=np.intp),
+            np.asarray(members, dtype=np.intp),
+        )
+        if len(self.arrays) >= MAX_TERM_ARRAYS:
+            self.arrays.pop(next(iter(self.arrays)), None)
+        self.arrays[term] = found
+        return found
 
     def term_fields(self, ident: K, terms: Sequence[WeightedTerm]) -> list[tuple[str, float, tuple[int, ...]]]:
         """For one document: each matching term's ``weight * idf * saturated(tf)`` and the fields it is in."""
@@ -286,6 +372,24 @@ def _accumulate_into(index: _Fielded[int], terms: Sequence[WeightedTerm], scores
     for contribution, members in index.weighted_groups(terms):
         for ident in members:
             scores[ident] += contribution
+
+
+MAX_TERM_ARRAYS = 8192
+"""Terms whose posting arrays are kept for the numpy path (the oldest is dropped first)."""
+NUMPY_MIN_TOOLS = 2048
+"""From this many tool ids on, ``BM25Index.ranked`` adds scores with numpy when it is installed
+(the ``embeddings`` extra brings it); below, or without numpy, in pure Python. Both give the same
+floats, so the same ranking."""
+
+
+@cache
+def _numpy() -> Any:
+    """The numpy module, or ``None`` when it is not installed (the default install)."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
 
 
 def schema_text(schema: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -391,9 +495,14 @@ class BM25Index:
         self._free_servers: list[int] = []
         self._server_count = 1
         self._size = 0
+        self._tool_server_array: Any = None  # numpy copy of _tool_server, rebuilt after updates
 
     def __len__(self) -> int:
         return self._size
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The index contents without the query caches (rebuilt as queries need them)."""
+        return {**self.__dict__, "_tool_server_array": None}
 
     def replace_server(self, server: str, tools: Sequence[ToolDoc], context: str = "") -> None:
         """Replace every tool of ``server``; touches only that server's postings.
@@ -432,11 +541,13 @@ class BM25Index:
             self._tool[ident] = entry
             self._keys[ident] = entry.key
             self._tool_server[ident] = server_slot
+            self._tool_server_array = None
         else:
             ident = len(self._tool)
             self._tool.append(entry)
             self._keys.append(entry.key)
             self._tool_server.append(server_slot)
+            self._tool_server_array = None
         self._tools.add(ident, _tool_fields(tool))
         self._size += 1
         return ident
@@ -451,6 +562,7 @@ class BM25Index:
             self._tool[ident] = None
             self._keys[ident] = ""
             self._tool_server[ident] = 0
+            self._tool_server_array = None
             self._free_tools.append(ident)
         self._size -= len(ids)
         self._free_servers.append(slot)
@@ -492,13 +604,79 @@ class BM25Index:
             return []
         server_scores: dict[str, float] = {}
         self._server_docs.accumulate(terms, self._share, server_scores)
-        by_slot = [0.0] * self._server_count
+        np = _numpy() if len(self._tool) >= NUMPY_MIN_TOOLS else None
+        if np is not None:
+            return self._ranked_numpy(np, terms, server_scores, limit, allow)
+        totals = [0.0] * len(self._tool)
+        _accumulate_into(self._tools, terms, totals)
+        # The server's share is added last to each of its tools (``own + share``, as the numpy
+        # way does); a loop over the matching servers' tools costs a quarter of a pass over all.
+        servers = self._servers
         for server, score in server_scores.items():
-            by_slot[self._servers[server][0]] = score
-        own = [0.0] * len(self._tool)
-        _accumulate_into(self._tools, terms, own)
-        totals = list(map(operator.add, own, map(by_slot.__getitem__, self._tool_server)))
+            for ident in servers[server][1]:
+                totals[ident] += score
         return [(tool, totals[ident]) for ident, tool in self._top(totals, limit, allow)]
+
+    def _ranked_numpy(
+        self,
+        np: Any,
+        terms: Sequence[WeightedTerm],
+        server_scores: Mapping[str, float],
+        limit: int,
+        allow: Allow | None,
+        *,
+        own_only: bool = False,
+    ) -> list[tuple[ToolRef, float]]:
+        """``ranked`` (``ranked_sparse`` with ``own_only``) with numpy: the same floats, added in the
+        same order, in C loops.
+
+        Own scores come from ``_Fielded.scores_numpy`` (see there); the server scores are added
+        last, as in the pure path, so every total is bit for bit the pure path's and so is the
+        ranking (``tests/search/test_bm25.py`` compares the two).
+        """
+        n = len(self._tool)
+        totals = self._tools.scores_numpy(np, terms, n)
+        matched = totals > 0.0 if own_only else None
+        if server_scores:
+            by_slot = np.zeros(self._server_count, dtype=np.float64)
+            servers = self._servers
+            by_slot[[servers[server][0] for server in server_scores]] = list(server_scores.values())
+            if self._tool_server_array is None or len(self._tool_server_array) != n:
+                self._tool_server_array = np.asarray(self._tool_server, dtype=np.intp)
+            totals = totals + by_slot[self._tool_server_array]
+            if matched is not None:
+                totals[~matched] = 0.0  # a tool that matches through its server alone is left out
+        candidates = np.flatnonzero(totals > 0.0)
+        values = totals[candidates]
+        positive = len(values)
+        tools = self._tool
+        keys = self._keys
+        k = limit
+        seen = 0
+        out: list[tuple[ToolRef, float]] = []
+        while True:
+            # Every tool at or above the k-th best score, ties included, sorted exactly.
+            if k < positive:
+                cut = np.partition(values, positive - k)[positive - k]
+                taken = values >= cut
+                pool = candidates[taken].tolist()
+                score_of = dict(zip(pool, values[taken].tolist(), strict=True))
+            else:
+                pool = candidates.tolist()
+                score_of = dict(zip(pool, values.tolist(), strict=True))
+            pool.sort(key=lambda ident: (-score_of[ident], keys[ident]))
+            for ident in pool[seen:]:
+                tool = tools[ident]
+                if tool is None:  # a free id; it scores 0, so this cannot happen
+                    continue
+                if allow is None or allow(tool.server, tool.name):
+                    out.append((tool, score_of[ident]))
+                    if len(out) == limit:
+                        return out
+            if k >= positive:
+                return out
+            seen = len(pool)
+            k *= 4
 
     def ranked_sparse(
         self, terms: Sequence[WeightedTerm], limit: int, allow: Allow | None = None, *, max_share: float = 1.0
@@ -520,6 +698,11 @@ class BM25Index:
             return []
         cap = max_share * len(self._tools)
         terms = [(t, w) for t, w in list(terms)[:MAX_QUERY_TERMS] if self._tools.df.get(t, 0) <= cap]
+        np = _numpy() if len(self._tool) >= NUMPY_MIN_TOOLS else None
+        if np is not None:
+            server_scores_np: dict[str, float] = {}
+            self._server_docs.accumulate(terms, self._share, server_scores_np)
+            return self._ranked_numpy(np, terms, server_scores_np, limit, allow, own_only=True)
         own: dict[int, float] = {}
         self._tools.accumulate(terms, 1.0, own)
         if not own:
@@ -597,7 +780,7 @@ class BM25Index:
             cut = heapq.nlargest(k, totals)[-1] if k < len(totals) else 0.0
             if cut <= 0.0:
                 cut = math.ulp(0.0)
-            pool = [ident for ident, score in enumerate(totals) if score >= cut]
+            pool = list(compress(count(), map(operator.ge, totals, repeat(cut))))
             keys = self._keys
             pool.sort(key=lambda ident: (-totals[ident], keys[ident]))
             for ident in pool[seen:]:

@@ -12,7 +12,8 @@ reciprocal rank (RRF: each channel gives a tool ``weight / (RRF_K + rank)``, the
   of the step with the most words;
 - **meaning** (hybrid mode only): cosine similarity between the request's sentence embedding and
   each tool's (``embed.py``, ``dense.py``), which finds tools described in other words ("find the
-  painting" -> ``search-museum-objects``).
+  painting" -> ``search-museum-objects``). The model sees the request with its paths and URLs said
+  in words (``expand.meaning_text``); recent requests' vectors are kept (``QUERY_CACHE``).
 
 A list of requests in one call gives each request its channels; a tool found by several rises.
 Rank fusion needs no calibration between BM25 scores and cosines, and a channel that finds nothing
@@ -34,6 +35,8 @@ counts): ties are broken by tool key.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,7 +45,7 @@ from typing import Any
 from mcpproxy.search.base import Allow, Hit, ToolDoc
 from mcpproxy.search.bm25 import BM25Index, FieldWeights, WeightedTerm
 from mcpproxy.search.embed import Embedder, Vectors
-from mcpproxy.search.expand import weighted_terms
+from mcpproxy.search.expand import meaning_text, weighted_terms
 from mcpproxy.search.split import split_steps
 from mcpproxy.search.tokenize import tokenize
 from mcpproxy.search.usage import UsageCounts
@@ -87,6 +90,12 @@ unrelated texts still have small positive similarities, and a request that match
 not return the catalogue's least unrelated tools."""
 MAX_QUERIES = 10
 """Requests used from one call (the first ones)."""
+WORKER_START_WAIT = 0.05
+"""Seconds a search waits at most for the embedding worker to start (it is idle between searches,
+so it starts at once; the bound only keeps a search from hanging on a stuck worker)."""
+QUERY_CACHE = 256
+"""Request vectors kept (the most recently used): an agent that repeats a request, or several
+sessions that ask the same thing, do not pay for its embedding again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +158,7 @@ class ToolSearch:
             default) does so in hybrid mode only, where it was measured to help and its cost
             overlaps the request's embedding (in bm25 mode it doubled the cost of a long request
             for no gain; see docs/search.md).
+        query_cache: Request vectors kept for reuse (hybrid mode); 0 embeds every request.
     """
 
     def __init__(
@@ -158,8 +168,12 @@ class ToolSearch:
         weights: FieldWeights | None = None,
         usage: UsageCounts | None = None,
         split: bool | None = None,
+        query_cache: int = QUERY_CACHE,
     ) -> None:
         self.lexical = BM25Index(weights)
+        self.query_cache = query_cache
+        self._query_vectors: OrderedDict[str, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self.embedder = embedder
         self.usage = usage
         self.split = split
@@ -176,6 +190,8 @@ class ToolSearch:
 
         self.embedder = embedder
         self.dense = DenseIndex(embedder.dimension)
+        with self._cache_lock:
+            self._query_vectors.clear()
 
     @property
     def mode(self) -> str:
@@ -317,12 +333,22 @@ class ToolSearch:
     def _channels(self, queries: Sequence[str], allow: Allow | None) -> list[_Channel]:
         # The requests are embedded in a worker thread while the words channels are computed here:
         # onnxruntime releases the GIL, so on two cores a hybrid search costs about the longer of
-        # the two, not their sum.
+        # the two, not their sum. The worker needs the GIL to start, and a thread that waits for
+        # it gets it only when its holder blocks or after the switch interval (5 ms): so this
+        # thread waits until the worker has started, which then holds the GIL only to tokenize
+        # (tens of microseconds) before the model releases it.
         embedding: Future[Any] | None = None
         if self.embedder is not None and self.dense is not None and len(self.dense):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcpproxy-embed")
-            embedding = self._executor.submit(self.embedder.embed, list(queries))
+            started = threading.Event()
+
+            def embed(texts: list[str]) -> list[Any]:
+                started.set()
+                return self._embed_queries(texts)
+
+            embedding = self._executor.submit(embed, list(queries))
+            started.wait(WORKER_START_WAIT)
         per_query: list[tuple[_Channel, list[_Channel]]] = []
         for query in queries:
             terms = weighted_terms(query)
@@ -344,6 +370,25 @@ class ToolSearch:
                 channels.append(_Channel("meaning", words.query, SEMANTIC_WEIGHT, meaning))
             channels.extend(steps)
         return channels
+
+    def _embed_queries(self, queries: Sequence[str]) -> list[Any]:
+        """The vectors of ``queries``: cached ones reused, the others embedded in one batch, each
+        with its paths and URLs said in words (``expand.meaning_text``)."""
+        assert self.embedder is not None
+        with self._cache_lock:
+            known = {q: self._query_vectors[q] for q in queries if q in self._query_vectors}
+            for q in known:
+                self._query_vectors.move_to_end(q)
+        missing = [q for q in dict.fromkeys(queries) if q not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.embed([meaning_text(q) for q in missing]), strict=True))
+            if self.query_cache > 0:
+                with self._cache_lock:
+                    for q in missing:
+                        self._query_vectors[q] = known[q]
+                    while len(self._query_vectors) > self.query_cache:
+                        self._query_vectors.popitem(last=False)
+        return [known[q] for q in queries]
 
     def _diversified(self, order: list[str], limit: int) -> tuple[list[str], dict[str, str]]:
         """``order`` with near copies of higher-ranked tools moved after the distinct ones."""

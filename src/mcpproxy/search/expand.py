@@ -26,7 +26,7 @@ import re
 
 from mcpproxy.search.tokenize import tokenize
 
-__all__ = ["EXPANSION_WEIGHT", "SYNONYM_GROUPS", "VALUE_WEIGHT", "query_terms", "weighted_terms"]
+__all__ = ["EXPANSION_WEIGHT", "SYNONYM_GROUPS", "VALUE_WEIGHT", "meaning_text", "query_terms", "weighted_terms"]
 
 EXPANSION_WEIGHT = 0.5
 """Weight of a synonym relative to a word of the query."""
@@ -117,6 +117,32 @@ for _group in SYNONYM_GROUPS:
     _terms = [term for word in _group for term in tokenize(word)]
     for _term in _terms:
         _SYNONYMS.setdefault(_term, tuple(t for t in _terms if t != _term))
+
+
+def meaning_text(query: str) -> str:
+    """The request as the meaning channel embeds it: each URL, file path or folder path replaced by
+    what it is ("a web page", "a file", "a folder").
+
+    The words channel reads these values (``weighted_terms``); to a sentence model their characters
+    are a dozen word pieces of noise each (``/root/excel/Local_Electronic_Sales.xlsx`` is 14), and
+    embedding time grows with the word pieces.
+
+    Args:
+        query: A user's request.
+
+    Returns:
+        The request with its values replaced (the request itself when it has none).
+    """
+
+    def value(match: re.Match[str]) -> str:
+        path = match.group(0)
+        if not path.strip("/.~"):
+            return path
+        leaf = path.rstrip("/").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        stem, _, extension = leaf.rpartition(".")
+        return " a file " if extension and stem else " a folder "
+
+    return _PATH.sub(value, _URL.sub(" a web page ", query))
 
 
 def query_terms(query: str) -> list[str]:
