@@ -127,6 +127,39 @@ async def test_one_server_endpoint_shows_its_tools_resources_and_prompts_under_t
         assert "test_simple_prompt" in [p.name for p in (await client.list_prompts()).prompts]
 
 
+def _offered(caps: types.ServerCapabilities) -> dict[str, bool]:
+    """Which features a capabilities object offers (subscribe counted apart from resources)."""
+    return {
+        "tools": caps.tools is not None,
+        "resources": caps.resources is not None,
+        "subscribe": bool(caps.resources and caps.resources.subscribe),
+        "prompts": caps.prompts is not None,
+        "completions": caps.completions is not None,
+        "logging": caps.logging is not None,
+    }
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_one_server_endpoint_offers_what_both_mcpproxy_and_that_server_support(
+    gateway: GatewayHandle, mode: str
+) -> None:
+    """``server/discover`` (stateless) and ``initialize`` (handshake) on /mcp/s/<server>: the intersection."""
+    for name in ("fixture", "notes"):
+        upstream = gateway.gateway.pool.get(name).live_client().server_capabilities
+        assert upstream is not None
+        async with Client(gateway.base_url + f"/mcp/s/{name}", mode=mode) as client:
+            assert client.server_capabilities is not None
+            through = _offered(client.server_capabilities)
+        # mcpproxy serves every one of these features itself, so the upstream decides each of them.
+        assert through == _offered(upstream), name
+    async with Client(gateway.base_url + "/mcp/s/fixture", mode=mode) as fixture_client:
+        assert fixture_client.server_capabilities is not None
+        assert _offered(fixture_client.server_capabilities)["subscribe"]
+    async with Client(gateway.base_url + "/mcp/s/notes", mode=mode) as notes_client:
+        assert notes_client.server_capabilities is not None
+        assert not _offered(notes_client.server_capabilities)["subscribe"]  # FastMCP offers no subscriptions
+
+
 async def test_an_unknown_server_endpoint_is_not_found(gateway: GatewayHandle) -> None:
     async with httpx2.AsyncClient() as http:
         response = await http.post(gateway.base_url + "/mcp/s/nope", json={})
