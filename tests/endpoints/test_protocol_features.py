@@ -26,14 +26,20 @@ pytestmark = pytest.mark.anyio
 WATCHED = "mcpproxy://fixture/test://watched-resource"
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[GatewayHandle]:
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """Module scope, so that one gateway and its two upstreams serve the tests that share them."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayHandle]:
     async with run_fixture("conformance_server", timeout=60) as fixture:
         servers = {
             "fixture": {"url": fixture.url, "protocol": "legacy"},
             "notes": fixture_entry("notes_server"),
         }
-        async with running_gateway(tmp_path, servers) as gw:
+        async with running_gateway(tmp_path_factory.mktemp("features"), servers) as gw:
             await gw.wait_ready("fixture", "notes")
             yield gw
 
@@ -293,18 +299,24 @@ async def test_a_server_added_at_run_time_announces_tools_prompts_and_resources_
         await gateway.gateway.enable("notes2", False)
         await inbox.wait_for(types.ToolListChangedNotification, within=30)
         await inbox.wait_for(types.ResourceListChangedNotification, within=30)
+    await gateway.gateway.state.remove("notes2")  # the gateway is shared by this module's tests
 
 
 async def test_a_stateless_client_hears_of_changes_through_subscriptions_listen(gateway: GatewayHandle) -> None:
     async with Client(gateway.direct_url, mode="auto") as client:
         async with client.listen(tools_list_changed=True, resources_list_changed=True) as sub:
             await gateway.gateway.enable("notes", False)
-            with anyio.fail_after(30):
-                kinds = set()
-                async for event in sub:
-                    kinds.add(type(event).__name__)
-                    if {"ToolsListChanged", "ResourcesListChanged"} <= kinds:
-                        break
+            try:
+                with anyio.fail_after(30):
+                    kinds = set()
+                    async for event in sub:
+                        kinds.add(type(event).__name__)
+                        if {"ToolsListChanged", "ResourcesListChanged"} <= kinds:
+                            break
+            finally:
+                # The gateway is shared by this module's tests: notes comes back for the next ones.
+                await gateway.gateway.enable("notes", True)
+                await gateway.wait_ready("notes")
 
 
 async def test_a_request_naming_a_foreign_host_is_refused(gateway: GatewayHandle) -> None:
