@@ -55,6 +55,7 @@ from mcpproxy.store.tools import ToolStore
 from mcpproxy.upstream.base import CallOptions, ServerStatus, UpstreamState
 from mcpproxy.upstream.inputs import InputRelay
 from mcpproxy.upstream.pool import UpstreamPool
+from mcpproxy.upstream.relay import InputRequiredRelay
 from mcpproxy.upstream.session import ManagedUpstream, server_log_path
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,9 @@ class CallRecord:
         arguments: The arguments as the caller gave them (observers redact before storing).
         ctx: Who called, and how.
         entry: The resolved tool, once routing succeeded.
-        status: ``running``, then ``ok``, ``error`` (the tool said isError), ``refused`` (a
-            gateway error before or after dispatch) or ``failed`` (anything else).
+        status: ``running``, then ``ok``, ``error`` (the tool said isError), ``input_required``
+            (a stateless-era client must answer the server's questions and call again),
+            ``refused`` (a gateway error before or after dispatch) or ``failed`` (anything else).
         error: The error, when there was one.
         result: The result returned to the caller, when there was one.
         started: ``time.time()`` at the start.
@@ -133,6 +135,8 @@ class CallRecord:
         self.error = error
         if error is None:
             self.status = "error" if result is not None and result.is_error else "ok"
+        elif isinstance(error, InputRequiredRelay):
+            self.status = "input_required"
         else:
             self.status = "refused" if isinstance(error, ProxyError) else "failed"
 

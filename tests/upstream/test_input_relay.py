@@ -21,6 +21,8 @@ from mcp.shared.exceptions import MCPError
 from tests.support.gateway import GatewayHandle, fixture_entry, running_gateway
 from tests.support.servers import run_fixture
 
+from mcpproxy.store.activity import ActivityFilter, ActivityStore
+
 pytestmark = pytest.mark.anyio
 
 WAIT = 30.0
@@ -120,8 +122,15 @@ async def test_each_round_is_an_input_required_result_until_the_final_result(tmp
                 TOOL, {"topic": "life"}, input_responses={key: types.ListRootsResult(roots=[])},
                 request_state=third.request_state, allow_input_required=True,
             )
+            # The activity log tells each leg for what it was: three questions, then the answer.
+            recorder = gw.gateway.ops.activity
+            assert recorder is not None
+            await recorder.flush()
+            calls = ActivityFilter(tool="interview", kind="call")
+            rows = await ActivityStore(gw.gateway.store).query(calls, oldest_first=True)
     assert isinstance(final, types.CallToolResult) and not final.is_error
     assert final.content[0].text == "llm=yes name=decline roots="  # type: ignore[union-attr]
+    assert [row.status for row in rows] == ["input_required"] * 3 + ["ok"]
 
 
 async def answer_all(client: Client, result: types.CallToolResult | types.InputRequiredResult) -> types.CallToolResult:
