@@ -440,8 +440,9 @@ class Gateway:
         start: Callable[[ToolEntry, dict[str, Any]], Awaitable[_Started]],
     ) -> tuple[ToolEntry, _Started]:
         """A tool call the client asked to run as a task: routed and policed like any call
-        (``self.checks``), then ``start`` sends it upstream. Observers hear of it as a call; when
-        the upstream answered at once with a result, ``self.filters`` run on that result.
+        (``self.checks``), then ``start`` sends it upstream through the server's guards. Observers
+        hear of it as a call; when the upstream answered at once with a result, ``self.filters``
+        run on that result.
         """
         record = CallRecord(name=name, arguments=dict(arguments or {}), ctx=ctx)
         self._observe("call_started", record)
@@ -450,7 +451,11 @@ class Gateway:
             for check in self.checks:
                 check(entry, record.arguments, ctx)
             upstream_started = time.perf_counter()
-            out: Any = await start(entry, record.arguments)
+            # Through the server's guards like any call: draining, concurrency limit, circuit breaker.
+            upstream = self.pool.get(entry.server)
+            options = CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
+            arguments = record.arguments
+            out: Any = await self.ops.guarded(upstream, entry, options, lambda: start(entry, arguments))
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
             if isinstance(out, types.CallToolResult):
                 for step in self.filters:

@@ -223,3 +223,37 @@ async def test_quarantining_the_server_stops_a_task_result_from_being_read(
         with pytest.raises(MCPError) as refused:
             await raw(c, "tasks/result", {"taskId": handle})
     assert "quarantine" in str(refused.value).lower()
+
+
+
+async def release_directly(upstream: RunningServer) -> None:
+    """``release`` on the upstream itself, past the gateway (whose slot for it may be taken)."""
+    async with Client(upstream.url, mode="auto") as direct:
+        assert not (await direct.call_tool("release", {})).is_error
+
+
+async def test_starting_a_task_is_refused_past_the_servers_concurrency_limit_and_runs_once_free(
+    tmp_path: Path, upstream: RunningServer
+) -> None:
+    """A task start is an upstream call like any other: past the server's limit and queue it is
+    refused at once with the overload error, and it runs once the slot is free."""
+    async with (
+        gateway_for(tmp_path, upstream, max_concurrent_calls=1, max_queued_calls=0) as gw,
+        client(gw.base_url + "/mcp/all", "auto") as c,
+    ):
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                # A plain call of the waiting tool holds the server's only slot until released.
+                tg.start_soon(c.call_tool, "jobs__slow_echo", {"text": "holding"})
+                while gw.gateway.ops.inflight == 0:  # noqa: ASYNC110 - polling a counter
+                    await anyio.sleep(0.02)  # until the plain call holds the slot
+                arguments = {"name": "jobs__slow_echo", "arguments": {"text": "queued"}}
+                refused = await raw(c, "tools/call", arguments, tasks=True)
+                await release_directly(upstream)
+            handle = await start_modern(c, "after")
+            await release_directly(upstream)
+            done = await completed(c, handle)
+    # Refused as any call past the limit is: a tool error naming the overload, no task created.
+    assert refused["resultType"] == "complete" and refused["isError"] is True, refused
+    assert "overloaded" in refused["content"][0]["text"].lower(), refused
+    assert done["status"] == "completed"

@@ -8,7 +8,8 @@ collector, so it costs nothing between scrapes.
 
 Names (all prefixed ``mcpproxy_``)::
 
-    tool_calls_total{server,tool,status}         calls by outcome (ok, error, input_required, refused, failed, cancelled)
+    tool_calls_total{server,tool,status}         calls by outcome (ok, error, input_required, refused,
+                                                 failed, cancelled)
     tool_call_duration_seconds{server}           whole time of a call in the gateway
     upstream_duration_seconds{server}            time waiting for the upstream
     gateway_overhead_seconds                     the first minus the second: the gateway's own time

@@ -23,10 +23,10 @@ with an error; then the gateway closes the upstreams and the activity recorder f
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from mcpproxy.observe.tracing import CallTracer
     from mcpproxy.routing.catalog import ToolEntry
     from mcpproxy.upstream.session import ManagedUpstream
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,21 @@ class Operations:
         self, upstream: ManagedUpstream, entry: ToolEntry, args: Mapping[str, Any], options: CallOptions
     ) -> types.CallToolResult:
         """One upstream call through the guards (see the module docstring)."""
+
+        async def send() -> types.CallToolResult:
+            if self.tracer is not None:
+                with self.tracer.upstream_span(entry):
+                    return await upstream.call_tool(entry.name, args, options)
+            return await upstream.call_tool(entry.name, args, options)
+
+        return await self.guarded(upstream, entry, options, send)
+
+    async def guarded(
+        self, upstream: ManagedUpstream, entry: ToolEntry, options: CallOptions, send: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """``send()`` (a request to ``upstream`` for ``entry``) through the server's guards: refused
+        while draining, the concurrency limit and its queue, the circuit breaker; counted in flight
+        so a shutdown waits for it."""
         if self.draining:
             raise Overloaded(
                 "mcpproxy is shutting down and takes no new calls",
@@ -150,17 +167,15 @@ class Operations:
         counted = upstream.status.state is UpstreamState.READY
         probe = guard.breaker.before_call() if counted else False
         verdict: bool | None = None
-        result: types.CallToolResult | None = None
+        answered = False
+        result: Any = None
         with anyio.CancelScope() as scope:
             self._scopes.add(scope)
             self.inflight += 1
             try:
                 async with guard.limiter.slot(options.timeout):
-                    if self.tracer is not None:
-                        with self.tracer.upstream_span(entry):
-                            result = await upstream.call_tool(entry.name, args, options)
-                    else:
-                        result = await upstream.call_tool(entry.name, args, options)
+                    result = await send()
+                    answered = True
                 verdict = True
             except CircuitOpen:
                 raise
@@ -178,13 +193,13 @@ class Operations:
                     guard.breaker.failed(probe)
                     if guard.breaker.opens > opens:
                         self._breaker_opened(entry.server, guard.breaker)
-        if result is None:
+        if not answered:
             raise Overloaded(
                 f"the call to '{entry.key}' was cancelled: mcpproxy is shutting down",
                 hint="retry against the restarted gateway",
                 data={"server": entry.server},
             )
-        return result
+        return cast("_T", result)
 
     def _left(self, scope: anyio.CancelScope) -> None:
         self.inflight -= 1
