@@ -10,7 +10,8 @@ its calls must succeed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,40 @@ CHAOS_TIMEOUT = 1.5
 """The chaos server's call_timeout: hangs and late answers end after this."""
 BOUND = 15.0
 """Every failing call must have its answer within this (it fails the test, never asserts a time)."""
+
+TABLE: list[tuple[str, str, float, float | None]] = []
+"""The chaos table: fault, what the caller saw, seconds to that answer, seconds until the server
+answered again (printed after the module; measured, never asserted)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_table(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if not TABLE or reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():  # shown even when the tests pass
+        reporter.write_line("")
+        reporter.write_line("chaos: fault, what the caller saw, answered after, server answering again after")
+        for fault, saw, answered, recovered in TABLE:
+            again = f"{recovered:.2f} s" if recovered is not None else "-"
+            reporter.write_line(f"  {fault:<34} {saw:<40} {answered:6.2f} s   {again}")
+
+
+def seen(response: httpx2.Response) -> str:
+    """What a caller saw, in a few words: the status and the error kind (or the result)."""
+    body = response.json()
+    if response.status_code == 200:
+        return "200, tool error" if body.get("isError") else "200, result"
+    return f"{response.status_code} {body.get('error')}"
+
+
+async def back_again(api: httpx2.AsyncClient, since: float) -> float:
+    """Seconds from ``since`` until ``chaos:ok`` answers (retried, bounded by the caller)."""
+    while (await call(api, "chaos:ok", {"text": "again"})).status_code != 200:  # noqa: ASYNC110
+        await anyio.sleep(0.05)  # retrying until the server is back
+    return time.monotonic() - since
 
 
 class Steady:
@@ -134,35 +169,47 @@ async def test_each_failure_mode_gets_a_clear_error_in_bounded_time_and_other_se
 
             async with steady_notes(api):
                 # Hangs: a timeout error after the server's call_timeout, and the cancellation reaches it.
+                started = time.monotonic()
                 hung = await call(api, "chaos:hang")
+                answered = time.monotonic() - started
                 assert hung.status_code == 504
                 assert hung.json()["error"] == "upstream_timeout"
                 assert f"within {CHAOS_TIMEOUT:g} s" in hung.json()["message"]
                 with anyio.fail_after(BOUND):
                     await wait_log_line(chaos_log, CANCELLED_LINE)
+                    TABLE.append(("hangs", seen(hung), answered, await back_again(api, started + answered)))
 
                 # Answers after the timeout: the caller got its timeout; the late answer goes nowhere.
+                started = time.monotonic()
                 late = await call(api, "chaos:late", {"seconds": CHAOS_TIMEOUT + 1.5})
+                answered = time.monotonic() - started
                 assert late.status_code == 504
                 after_late = await call(api, "chaos:ok", {"text": "after late"})
                 assert after_late.status_code == 200 and text(after_late) == "after late"
+                TABLE.append(("answers after the timeout", seen(late), answered, time.monotonic() - started - answered))
 
                 # Garbage on the protocol stream is skipped; the session keeps working.
+                started = time.monotonic()
                 garbage = await call(api, "chaos:garbage")
+                TABLE.append(("writes garbage to stdout", seen(garbage), time.monotonic() - started, None))
                 assert garbage.status_code == 200 and text(garbage) == "after garbage"
                 assert text(await call(api, "chaos:ok", {"text": "still fine"})) == "still fine"
 
                 # A flood of notifications: the call answers (or times out clearly), and the server recovers.
+                started = time.monotonic()
                 flood = await call(api, "chaos:flood", {"count": 5000})
+                answered = time.monotonic() - started
                 assert flood.status_code in (200, 504)
                 if flood.status_code == 200:
                     assert text(flood) == "flooded 5000"
                 with anyio.fail_after(BOUND):
-                    while (await call(api, "chaos:ok", {"text": "x"})).status_code != 200:  # noqa: ASYNC110
-                        await anyio.sleep(0.1)  # retrying until the flood has drained
+                    drained = await back_again(api, started + answered)
+                TABLE.append(("floods 5,000 notifications", seen(flood), answered, drained))
 
                 # 50 MB in one answer: the caller gets the start and a way to page through the rest.
+                started = time.monotonic()
                 big = await call(api, "bulky:big", {"megabytes": 50})
+                TABLE.append(("returns 50 MB", seen(big) + ", cut, rest paged", time.monotonic() - started, None))
                 assert big.status_code == 200, big.text[:300]
                 assert big.json()["isError"] is False
                 assert len(big.content) < 1024 * 1024
@@ -170,7 +217,9 @@ async def test_each_failure_mode_gets_a_clear_error_in_bounded_time_and_other_se
 
                 # A crash mid-call: a clear error at once, then the server is restarted by itself.
                 before = readies.count
+                started = time.monotonic()
                 crashed = await call(api, "chaos:crash")
+                answered = time.monotonic() - started
                 assert crashed.status_code == 503
                 assert crashed.json()["error"] == "upstream_unavailable"
                 assert "mcpproxy reconnects by itself" in crashed.json()["hint"]
@@ -178,9 +227,12 @@ async def test_each_failure_mode_gets_a_clear_error_in_bounded_time_and_other_se
                     await readies.wait_beyond(before)
                 recovered = await call(api, "chaos:ok", {"text": "back"})
                 assert recovered.status_code == 200 and text(recovered) == "back"
+                TABLE.append(("crashes mid-call", seen(crashed), answered, time.monotonic() - started - answered))
 
                 # A server that exits at start: its calls get a clear error naming its state; it keeps retrying.
+                started = time.monotonic()
                 dead = await call(api, "dead:ok", {"text": "anyone?"})
+                TABLE.append(("exits at start", seen(dead) + " (keeps retrying)", time.monotonic() - started, None))
                 assert dead.status_code in (503, 404)
                 assert "dead" in dead.json()["message"]
                 with anyio.fail_after(BOUND):
