@@ -35,7 +35,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcpproxy.config.loader import load_settings
 from mcpproxy.config.watch import ConfigWatcher
 from mcpproxy.endpoints.auth import check_token, new_token, token_allows
-from mcpproxy.errors import ConfigError, Conflict, InvalidArguments, NotFound, PolicyDenied, ProxyError, UnknownServer
+from mcpproxy.errors import (
+    ConfigError,
+    Conflict,
+    InvalidArguments,
+    NotFound,
+    PolicyDenied,
+    ProxyError,
+    UnknownServer,
+    UnknownTool,
+)
 from mcpproxy.filters.shield import shield_result
 from mcpproxy.filters.truncate import Page, ResponseCache, truncate_result
 from mcpproxy.observe.events import OpsEvent, new_id
@@ -589,7 +598,26 @@ class Gateway:
         return self.pool.get(server)
 
     def resolve(self, name: str) -> ToolEntry:
-        return self.catalog.resolve(name, known_servers=self.settings.servers)
+        """The tool ``server:tool`` (or ``server__tool``); for a configured server without tools,
+        the error says what state it is in and why (exited at start, backing off, disabled...)."""
+        try:
+            return self.catalog.resolve(name, known_servers=self.settings.servers)
+        except UnknownTool as exc:
+            server = exc.data.get("server")
+            if not isinstance(server, str) or self._pool is None:
+                raise
+            try:
+                status = self.pool.get(server).status
+            except ProxyError:
+                raise exc from None
+            if status.state is UpstreamState.READY:
+                raise
+            reason = f" ({status.error})" if status.error else ""
+            raise UnknownTool(
+                f"server '{server}' is {status.state.value}{reason}: it has no tools available right now",
+                hint=exc.hint,
+                data={**exc.data, "state": status.state.value},
+            ) from None
 
     def read_cache(self, key: str, offset: int = 0, limit: int | None = None) -> Page:
         return self.cache.read(key, offset, limit or self.settings.tool_response_limit or 20_000)

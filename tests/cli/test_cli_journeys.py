@@ -263,7 +263,7 @@ async def test_a_server_added_from_the_command_line_connects_and_is_managed_to_i
     assert json.loads(daemon.config.read_text(encoding="utf-8"))["mcpServers"]["jotter"]["enabled"] is False
     unavailable = await daemon.run("tools", "call", "jotter:add", "--args", '{"a": 1, "b": 2}')
     assert unavailable.code == EXIT_NOT_FOUND, unavailable.describe()
-    assert "no tools available right now" in unavailable.err
+    assert "server 'jotter' is disabled: it has no tools available right now" in unavailable.err
 
     enabled = await daemon.run("upstream", "enable", "jotter")
     assert enabled.code == EXIT_OK, enabled.describe()

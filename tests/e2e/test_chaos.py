@@ -234,7 +234,9 @@ async def test_each_failure_mode_gets_a_clear_error_in_bounded_time_and_other_se
                 dead = await call(api, "dead:ok", {"text": "anyone?"})
                 TABLE.append(("exits at start", seen(dead) + " (keeps retrying)", time.monotonic() - started, None))
                 assert dead.status_code in (503, 404)
-                assert "dead" in dead.json()["message"]
+                # The error names the server, its state and why (it exits at start).
+                assert "dead" in dead.json()["message"], dead.json()
+                assert any(state in dead.json()["message"] for state in ("error", "backoff", "connecting")), dead.json()
                 with anyio.fail_after(BOUND):
                     await wait_log_line(gw.gateway.server_log("dead"), EXIT_LINE)
                 status = {s.name: s for s in gw.gateway.statuses()}["dead"]
