@@ -24,10 +24,10 @@ from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcpproxy.errors import UpstreamError, UpstreamProtocolError, UpstreamUnavailable
+from mcpproxy.errors import UpstreamError, UpstreamUnavailable
 from mcpproxy.upstream import relay
 from mcpproxy.upstream.errors import map_upstream_errors
-from mcpproxy.upstream.session import ManagedUpstream
+from mcpproxy.upstream.session import ManagedUpstream, paginate
 
 logger = logging.getLogger(__name__)
 
@@ -107,24 +107,16 @@ async def list_items(upstream: ManagedUpstream, kind: ListKind) -> list[Any]:
     client = upstream.live_client()
     if not supports(client, "prompts" if kind == "prompts" else "resources"):
         return []
-    out: list[Any] = []
-    cursor: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        page: Any = await run(upstream, partial(_list_page, client, kind, cursor))
+
+    async def page(cursor: str | None) -> tuple[list[Any], str | None]:
+        listed: Any = await run(upstream, partial(_list_page, client, kind, cursor))
         if kind == "resources":
-            out.extend(page.resources)
-        elif kind == "templates":
-            out.extend(page.resource_templates)
-        else:
-            out.extend(page.prompts)
-        cursor = page.next_cursor
-        if not cursor:
-            return out
-        if cursor in seen:
-            raise UpstreamProtocolError(f"server '{upstream.name}' repeated the {kind} list cursor {cursor!r}")
-        seen.add(cursor)
-    raise UpstreamProtocolError(f"server '{upstream.name}' listed more than {MAX_PAGES} pages of {kind}")
+            return listed.resources, listed.next_cursor
+        if kind == "templates":
+            return listed.resource_templates, listed.next_cursor
+        return listed.prompts, listed.next_cursor
+
+    return await paginate(page, server=upstream.name, method=f"{kind} list", items=kind, max_pages=MAX_PAGES)
 
 
 async def _list_page(client: Client, kind: ListKind, cursor: str | None) -> Any:
@@ -136,9 +128,18 @@ async def _list_page(client: Client, kind: ListKind, cursor: str | None) -> Any:
     return await client.session.list_prompts(params=params)
 
 
-def _passes_input_required() -> bool:
+def _stateless_target() -> relay.RelayTarget | None:
+    """The client request being served when it is a stateless-era one (it answers input itself)."""
     target = relay.relay_target.get()
-    return target is not None and target.link.modern
+    return target if target is not None and target.link.modern else None
+
+
+async def _passing_input_required(upstream: ManagedUpstream, send: Callable[[], Awaitable[Any]]) -> Any:
+    """``send()`` for a stateless-era client: an ``input_required`` answer goes back untouched."""
+    result = await run(upstream, send)
+    if isinstance(result, types.InputRequiredResult):
+        raise relay.InputRequiredRelay(result)
+    return result
 
 
 async def read_resource(upstream: ManagedUpstream, uri: str) -> types.ReadResourceResult:
@@ -149,9 +150,9 @@ async def read_resource(upstream: ManagedUpstream, uri: str) -> types.ReadResour
     """
     client = require(upstream, "resources", "resources/read")
     meta = request_meta(client)
-    target = relay.relay_target.get()
-    if _passes_input_required() and target is not None:
-        result = await run(
+    target = _stateless_target()
+    if target is not None:
+        result: types.ReadResourceResult = await _passing_input_required(
             upstream,
             lambda: client.session.read_resource(
                 uri,
@@ -161,8 +162,6 @@ async def read_resource(upstream: ManagedUpstream, uri: str) -> types.ReadResour
                 allow_input_required=True,
             ),
         )
-        if isinstance(result, types.InputRequiredResult):
-            raise relay.InputRequiredRelay(result)
         return result
     return await run(upstream, lambda: client.read_resource(uri, meta=meta, cache_mode="bypass"))
 
@@ -175,9 +174,9 @@ async def get_prompt(upstream: ManagedUpstream, name: str, arguments: dict[str, 
     """
     client = require(upstream, "prompts", "prompts/get")
     meta = request_meta(client)
-    target = relay.relay_target.get()
-    if _passes_input_required() and target is not None:
-        result = await run(
+    target = _stateless_target()
+    if target is not None:
+        result: types.GetPromptResult = await _passing_input_required(
             upstream,
             lambda: client.session.get_prompt(
                 name,
@@ -188,8 +187,6 @@ async def get_prompt(upstream: ManagedUpstream, name: str, arguments: dict[str, 
                 allow_input_required=True,
             ),
         )
-        if isinstance(result, types.InputRequiredResult):
-            raise relay.InputRequiredRelay(result)
         return result
     return await run(upstream, lambda: client.get_prompt(name, arguments, meta=meta))
 

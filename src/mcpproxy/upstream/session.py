@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import anyio
 import mcp_types as types
@@ -46,6 +46,7 @@ from mcpproxy.upstream.transports import ProcessHooks, new_http_client, open_tra
 
 logger = logging.getLogger(__name__)
 
+_Item = TypeVar("_Item")
 MAX_TOOL_PAGES = 1000
 """A hostile or broken server could hand out cursors forever; past this many pages we stop."""
 
@@ -64,19 +65,36 @@ def server_log_path(log_dir: Path, name: str) -> Path:
 
 async def list_all_tools(client: Client, server: str) -> list[types.Tool]:
     """Every tool of ``server``, following ``nextCursor`` page by page."""
-    tools: list[types.Tool] = []
+
+    async def page(cursor: str | None) -> tuple[list[types.Tool], str | None]:
+        listed = await client.list_tools(cursor=cursor, cache_mode="bypass")
+        return listed.tools, listed.next_cursor
+
+    return await paginate(page, server=server, method="tools/list", items="tools", max_pages=MAX_TOOL_PAGES)
+
+
+async def paginate(
+    page: Callable[[str | None], Awaitable[tuple[list[_Item], str | None]]],
+    *,
+    server: str,
+    method: str,
+    items: str,
+    max_pages: int,
+) -> list[_Item]:
+    """Every item of a paginated upstream list: ``page(cursor)`` until there is no next cursor;
+    a repeated cursor or more than ``max_pages`` pages is the server's protocol error."""
+    out: list[_Item] = []
     cursor: str | None = None
     seen: set[str] = set()
-    for _ in range(MAX_TOOL_PAGES):
-        page = await client.list_tools(cursor=cursor, cache_mode="bypass")
-        tools.extend(page.tools)
-        cursor = page.next_cursor
+    for _ in range(max_pages):
+        found, cursor = await page(cursor)
+        out.extend(found)
         if not cursor:
-            return tools
+            return out
         if cursor in seen:
-            raise UpstreamProtocolError(f"server '{server}' repeated the tools/list cursor {cursor!r}")
+            raise UpstreamProtocolError(f"server '{server}' repeated the {method} cursor {cursor!r}")
         seen.add(cursor)
-    raise UpstreamProtocolError(f"server '{server}' listed more than {MAX_TOOL_PAGES} pages of tools")
+    raise UpstreamProtocolError(f"server '{server}' listed more than {max_pages} pages of {items}")
 
 
 class ManagedUpstream:
