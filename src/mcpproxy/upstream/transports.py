@@ -28,11 +28,11 @@ from mcp.client._transport import TransportStreams
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcpproxy.secrets.resolve import resolve_spec
 from mcpproxy.secrets.store import SecretStore
 from mcpproxy.settings import ServerSpec, Settings
+from mcpproxy.upstream.http11 import LeanTransport
 from mcpproxy.upstream.isolation import IsolationPlan, isolated_stdio_client
 from mcpproxy.upstream.stdio_lines import install as _linear_stdio_lines
 
@@ -129,6 +129,10 @@ def open_transport(
 
 
 def new_http_client(spec: ServerSpec, *, connect_timeout: float) -> httpx2.AsyncClient:
-    """One pooled HTTP client per HTTP upstream, kept for the life of its session."""
+    """One pooled HTTP client per HTTP upstream, kept for the life of its session.
+
+    The SDK's client settings (``create_mcp_http_client``: no redirect following of its own,
+    these timeouts), over ``LeanTransport`` for plain ``http`` (``upstream.http11``).
+    """
     timeout = httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT)
-    return create_mcp_http_client(headers=dict(spec.headers), timeout=timeout)
+    return httpx2.AsyncClient(headers=dict(spec.headers), timeout=timeout, transport=LeanTransport())
