@@ -132,7 +132,7 @@ async def test_admission_runs_the_limit_queues_the_rest_in_order_and_refuses_pas
                 await anyio.lowlevel.checkpoint()
         assert order == [0, 1] and admission.running == 2
         with pytest.raises(Overloaded, match="2 programs running and 2 waiting"):
-            await admission._acquire(30)
+            await admission.acquire(30)
         release.set()
     assert order == [0, 1, 2, 3]
     assert admission.running == 0 and admission.refused == 1
@@ -143,7 +143,7 @@ async def test_a_program_that_waits_past_its_time_for_a_slot_is_refused() -> Non
     admission = Admission(limit=1, queue=5)
     async with admission.slot(1):
         with pytest.raises(Overloaded, match="no slot came free"):
-            await admission._acquire(0.01)
+            await admission.acquire(0.01)
     assert admission.waiting == 0 and admission.running == 0
 
 

@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 
 from mcpproxy.codemode.worker import Worker
 from mcpproxy.errors import Overloaded, ProxyError
+from mcpproxy.upstream.limits import SlotLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class WorkerPool:
         return await self._start()
 
 
-class Admission:
+class Admission(SlotLimiter):
     """At most ``limit`` executions at once and ``queue`` waiting; the next is refused at once.
 
     Args:
@@ -138,60 +139,16 @@ class Admission:
         queue: Executions waiting at most.
     """
 
-    def __init__(self, limit: int, queue: int) -> None:
-        self.limit = limit
-        self.queue = queue
-        self.running = 0
-        self._waiters: deque[anyio.Event] = deque()
-        self.refused = 0
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    @asynccontextmanager
-    async def slot(self, wait_at_most: float) -> AsyncIterator[None]:
-        """Hold a slot for the block.
-
-        Raises:
-            Overloaded: The queue is full, or no slot came free within ``wait_at_most`` seconds.
-        """
-        await self._acquire(wait_at_most)
-        try:
-            yield
-        finally:
-            self._release()
-
-    def _overloaded(self, why: str) -> Overloaded:
-        self.refused += 1
+    def refusal(self, *, timed_out: float | None) -> Overloaded:
+        why = (
+            f"{self.running} programs running and {self.waiting} waiting"
+            if timed_out is None
+            else f"no slot came free within {timed_out:g} s"
+        )
         return Overloaded(
             f"code execution is overloaded: {why}",
             hint="retry in a moment; the operator can raise code_max_concurrent / code_max_queued",
-            data={"running": self.running, "waiting": len(self._waiters)},
+            data={"running": self.running, "waiting": self.waiting},
         )
 
-    async def _acquire(self, wait_at_most: float) -> None:
-        if self.running < self.limit and not self._waiters:
-            self.running += 1
-            return
-        if len(self._waiters) >= self.queue:
-            raise self._overloaded(f"{self.running} programs running and {len(self._waiters)} waiting")
-        granted = anyio.Event()
-        self._waiters.append(granted)
-        try:
-            with anyio.fail_after(wait_at_most):
-                await granted.wait()
-        except BaseException as exc:
-            if granted.is_set():
-                self._release()  # handed to us as we gave up: pass it on
-            else:
-                self._waiters.remove(granted)
-            if isinstance(exc, TimeoutError):
-                raise self._overloaded(f"no slot came free within {wait_at_most:g} s") from None
-            raise
 
-    def _release(self) -> None:
-        if self._waiters:
-            self._waiters.popleft().set()
-        else:
-            self.running -= 1

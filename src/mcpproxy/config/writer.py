@@ -1,20 +1,18 @@
 """Crash-safe writes of the config file.
 
-The file is rendered in full, written to a temporary file in the same directory, flushed
-and ``fsync``-ed, then moved over the old one with ``os.replace`` (atomic within one file
-system), and finally the directory is ``fsync``-ed so the rename itself is durable. A
-process killed at any instant therefore leaves either the complete old file or the complete
-new one, never a mix; at worst a stray ``.mcp_config.json.*.tmp`` file remains, which
-watchers ignore. The file holds secrets (headers, env), so it is created with mode 0600.
-A symlinked config file is written through the link, so dotfile setups keep working.
+The file is rendered in full and written by ``store.files.atomic_write``: to a temporary
+file in the same directory, flushed and ``fsync``-ed, then moved over the old one with
+``os.replace`` (atomic within one file system), and finally the directory is ``fsync``-ed so
+the rename itself is durable. A process killed at any instant therefore leaves either the
+complete old file or the complete new one, never a mix; at worst a stray
+``.mcp_config.json.*.tmp`` file remains, which watchers ignore. The file holds secrets
+(headers, env), so it is created with mode 0600. A symlinked config file is written through
+the link, so dotfile setups keep working.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from mcpproxy.errors import StoreError
+from mcpproxy.store.files import atomic_write
 
 if TYPE_CHECKING:
     from mcpproxy.settings import Settings
@@ -54,38 +53,12 @@ def write_config_atomic(path: Path, data: Mapping[str, Any]) -> bytes:
         StoreError: The file could not be written; the old file is left untouched.
     """
     content = render_config(data)
-    target = path.resolve() if path.is_symlink() else path
-    directory = target.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        atomic_write(path, content, FILE_MODE)
     except OSError as exc:
         raise StoreError(f"cannot write config file {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), FILE_MODE)
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise StoreError(f"cannot write config file {path}: {exc.strerror or exc}") from exc
-    _fsync_directory(directory)
     return content
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Windows cannot open a directory; its rename is durable through the journal instead.
-    if os.name == "nt":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_settings(path: Path, settings: Settings) -> bytes:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from mcpproxy.policy.scanner import Catalog, ScanPolicy, scan_tools
 from mcpproxy.routing.catalog import Tier
 from mcpproxy.secrets.masking import mask_config, mask_known
 from mcpproxy.state import spec_from_entry
+from mcpproxy.store.files import atomic_write
 
 API_KEY_FILE = "api_key"
 MAX_BODY = 4 * 1024 * 1024
@@ -62,13 +62,7 @@ def load_or_create_api_key(data_dir: Path) -> str:
             return key
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = "mcpp_" + secrets.token_urlsafe(32)
-    # Written whole under a private name (0600 from the start), then renamed: a reader never
-    # sees an empty or partial key.
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(key + "\n")
-    os.replace(scratch, path)
+    atomic_write(path, (key + "\n").encode())  # a reader never sees an empty or partial key
     return key
 
 

@@ -19,7 +19,7 @@ Names (all prefixed ``mcpproxy_``)::
     circuit_opens_total{server}                  times the circuit opened
     upstream_calls_in_flight{server}             calls running on the server
     upstream_queue_depth{server}                 calls waiting for a slot
-    upstream_overload_refusals_total{server}     calls refused because the queue was full
+    upstream_overload_refusals_total{server}     calls refused as overloaded (queue full, or no slot in time)
     policy_decisions_total{check,action}         tier, arguments, quarantine, pin, scanner, redaction, auth
     rate_limited_total                           HTTP requests answered 429
     sandbox_starts_total{outcome}                sandboxed server starts (from sandbox events)
@@ -168,7 +168,9 @@ class _LiveCollector(Collector):
         inflight = gauge("mcpproxy_upstream_calls_in_flight", "Calls running on a server.", labels=["server"])
         queued = gauge("mcpproxy_upstream_queue_depth", "Calls waiting for a slot on a server.", labels=["server"])
         refused = gauge(
-            "mcpproxy_upstream_overload_refusals", "Calls refused because a server's queue was full.", labels=["server"]
+            "mcpproxy_upstream_overload_refusals",
+            "Calls refused as overloaded: a server's queue was full, or no slot came free in time.",
+            labels=["server"],
         )
         statuses = self.gw.statuses()
         for status in statuses:

@@ -21,7 +21,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from mcpproxy.errors import ConfigError
+from mcpproxy.store.files import atomic_write, fsync_directory
 
 SECRETS_FILE = "secrets.enc"
 KEY_FILE = "secrets.key"
@@ -133,7 +133,7 @@ class EncryptedFileBackend:
             handle.write(key + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        _fsync_directory(self.data_dir)
+        fsync_directory(self.data_dir)
         return key
 
     def _read(self, *, create_key: bool = False) -> dict[str, str]:
@@ -171,22 +171,9 @@ class EncryptedFileBackend:
         token = fernet.encrypt(json.dumps({"version": FORMAT_VERSION, "secrets": secrets}).encode("utf-8"))
         self._ensure_dir()
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{SECRETS_FILE}.", suffix=".tmp", dir=self.data_dir)
+            atomic_write(self.path, token, FILE_MODE)
         except OSError as exc:
             raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(handle.fileno(), FILE_MODE)
-                handle.write(token)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        _fsync_directory(self.data_dir)
 
     def _ensure_dir(self) -> None:
         try:
@@ -207,12 +194,3 @@ class EncryptedFileBackend:
         finally:
             os.close(fd)  # closing releases the lock
 
-
-def _fsync_directory(directory: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -5,6 +5,7 @@ Three small mechanisms, each per key and each answering at once when it says no:
 * :class:`ConcurrencyLimiter`: at most ``limit`` calls to a server run at once; up to
   ``queue`` more wait in order (each for a bounded time); past that a call is refused
   immediately with ``Overloaded``, so a hung server fills its own queue and nobody else's.
+  (Its :class:`SlotLimiter` also admits code executions, ``codemode.pool.Admission``.)
 * :class:`CircuitBreaker`: after ``threshold`` consecutive failures of a server (timeouts,
   lost connections, protocol errors; not a tool saying ``isError``), calls to it fail fast
   with ``CircuitOpen`` for ``cooldown`` seconds; then one probe call goes through: success
@@ -29,17 +30,16 @@ import anyio
 from mcpproxy.errors import CircuitOpen, Overloaded
 
 
-class ConcurrencyLimiter:
-    """A per-server semaphore with a bounded, fair queue.
+class SlotLimiter:
+    """At most ``limit`` holders at once and up to ``queue`` waiting in order; the next is refused
+    at once with the ``Overloaded`` that ``refusal`` builds (subclasses say what is limited).
 
     Args:
-        name: The server (for messages).
-        limit: Calls running at once.
-        queue: Calls waiting at most; the next one is refused.
+        limit: Slots held at once.
+        queue: Waiters at most; the next one is refused.
     """
 
-    def __init__(self, name: str, limit: int, queue: int) -> None:
-        self.name = name
+    def __init__(self, limit: int, queue: int) -> None:
         self.limit = limit
         self.queue = queue
         self.running = 0
@@ -49,6 +49,10 @@ class ConcurrencyLimiter:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    def refusal(self, *, timed_out: float | None) -> Overloaded:
+        """The error for a refused caller: the queue was full, or no slot came in ``timed_out`` s."""
+        raise NotImplementedError
 
     @asynccontextmanager
     async def slot(self, wait_at_most: float) -> AsyncIterator[None]:
@@ -69,11 +73,7 @@ class ConcurrencyLimiter:
             return
         if len(self._waiters) >= self.queue:
             self.refused += 1
-            raise Overloaded(
-                f"server '{self.name}' is overloaded: {self.running} calls running and {len(self._waiters)} waiting",
-                hint="retry in a moment; raise max_concurrent_calls / max_queued_calls if the server can take more",
-                data={"server": self.name, "running": self.running, "waiting": len(self._waiters)},
-            )
+            raise self.refusal(timed_out=None)
         granted = anyio.Event()
         self._waiters.append(granted)
         try:
@@ -85,11 +85,8 @@ class ConcurrencyLimiter:
             else:
                 self._waiters.remove(granted)
             if isinstance(exc, TimeoutError):
-                raise Overloaded(
-                    f"server '{self.name}' is overloaded: no call slot came free within {wait_at_most:g} s",
-                    hint="retry later; the server is slow to answer the calls before this one",
-                    data={"server": self.name, "running": self.running, "waiting": len(self._waiters)},
-                ) from None
+                self.refused += 1
+                raise self.refusal(timed_out=wait_at_most) from None
             raise
         # The releaser left ``running`` as it was: its slot is ours now.
 
@@ -98,6 +95,34 @@ class ConcurrencyLimiter:
             self._waiters.popleft().set()
         else:
             self.running -= 1
+
+
+class ConcurrencyLimiter(SlotLimiter):
+    """The calls to one server: a :class:`SlotLimiter` whose refusals name the server.
+
+    Args:
+        name: The server (for messages).
+        limit: Calls running at once.
+        queue: Calls waiting at most; the next one is refused.
+    """
+
+    def __init__(self, name: str, limit: int, queue: int) -> None:
+        super().__init__(limit, queue)
+        self.name = name
+
+    def refusal(self, *, timed_out: float | None) -> Overloaded:
+        data = {"server": self.name, "running": self.running, "waiting": self.waiting}
+        if timed_out is None:
+            return Overloaded(
+                f"server '{self.name}' is overloaded: {self.running} calls running and {self.waiting} waiting",
+                hint="retry in a moment; raise max_concurrent_calls / max_queued_calls if the server can take more",
+                data=data,
+            )
+        return Overloaded(
+            f"server '{self.name}' is overloaded: no call slot came free within {timed_out:g} s",
+            hint="retry later; the server is slow to answer the calls before this one",
+            data=data,
+        )
 
 
 class CircuitState(enum.StrEnum):
