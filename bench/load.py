@@ -11,6 +11,10 @@ every path, it measures ``tools/call add``:
 * handshake era (2025-11-25): the SDK's ``Client`` (one session, reused);
 * stdio upstream: the SDK client on stdio directly, against mcpproxy in front of the same server.
 
+Two floor rows (``bench/forwarder.py``) put the stateless figures in proportion: a forwarder
+that copies bytes between asyncio sockets and nothing else, and a bare uvicorn app forwarding
+through ``httpx2``. What mcpproxy adds beyond them is its own work and the MCP layers.
+
 For each path: sequential p50/p99, requests/s at each concurrency level, and the CPU time per
 call of the process that serves the client (the upstream itself for direct paths, the proxy for
 proxied ones), read from ``/proc`` around the throughput runs. Every load loop is bounded in count
@@ -38,6 +42,7 @@ from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "notes_server.py"
+FORWARDER = REPO / "bench" / "forwarder.py"
 QUIET = {
     "FASTMCP_SHOW_SERVER_BANNER": "false",
     "FASTMCP_CHECK_FOR_UPDATES": "off",
@@ -86,6 +91,19 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
         except httpx2.TransportError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
 @contextmanager
@@ -202,7 +220,7 @@ def mcpproxy_pid(wrapper: subprocess.Popen[bytes]) -> int:
 async def run(args: argparse.Namespace) -> list[Row]:
     levels = [int(x) for x in args.levels.split(",")]
     rows: list[Row] = []
-    up_port, proxy_port, peer_port = free_port(), free_port(), free_port()
+    up_port, proxy_port, peer_port, raw_port, asgi_port = (free_port() for _ in range(5))
     up_url = f"http://127.0.0.1:{up_port}/mcp"
     limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
     with (
@@ -229,7 +247,13 @@ async def run(args: argparse.Namespace) -> list[Row]:
             f"create_proxy({up_url!r}).run(transport='http', host='127.0.0.1', port={peer_port}, "
             "show_banner=False)\n"
         )
-        with process(proxy_argv) as proxy, process([sys.executable, "-c", peer_script]) as peer:
+        forwarder = [sys.executable, str(FORWARDER), "--upstream", up_url, "--port"]
+        with (
+            process(proxy_argv) as proxy,
+            process([sys.executable, "-c", peer_script]) as peer,
+            process([*forwarder, str(raw_port), "--mode", "raw"]) as raw,
+            process([*forwarder, str(asgi_port), "--mode", "asgi"]) as asgi,
+        ):
             base = f"http://127.0.0.1:{proxy_port}"
             wait_http(base + "/healthz")
             with anyio.fail_after(120):
@@ -239,10 +263,17 @@ async def run(args: argparse.Namespace) -> list[Row]:
             peer_url = f"http://127.0.0.1:{peer_port}/mcp"
             if args.peer:
                 wait_http(peer_url)
+            raw_url, asgi_url = f"http://127.0.0.1:{raw_port}/mcp", f"http://127.0.0.1:{asgi_port}/mcp"
+            wait_port(raw_port)
+            wait_port(asgi_port)
             print(f"load average before: {os.getloadavg()}", flush=True)
             async with httpx2.AsyncClient(limits=limits, timeout=60) as http:
                 rows.append(await measure("stateless  direct (HTTP upstream)",
                                           stateless_call(http, up_url, "add"), args.calls, levels, upstream.pid))
+                rows.append(await measure("stateless  floor: raw socket forwarder -> HTTP upstream",
+                                          stateless_call(http, raw_url, "add"), args.calls, levels, raw.pid))
+                rows.append(await measure("stateless  floor: uvicorn + httpx2 forwarder -> HTTP upstream",
+                                          stateless_call(http, asgi_url, "add"), args.calls, levels, asgi.pid))
                 rows.append(await measure("stateless  mcpproxy -> HTTP upstream",
                                           stateless_call(http, base + "/mcp/all", "http__add"), args.calls, levels,
                                           proxy.pid))
