@@ -339,6 +339,10 @@ class Settings(BaseModel):
             rest made available through ``read_cache`` (0 disables truncation).
         call_timeout: Seconds a tool call may take (per-server override in ``ServerSpec``).
         connect_timeout: Seconds a connection attempt to an upstream may take.
+        upstream_http_transport: How HTTP upstreams are reached under the SDK's client: ``lean``
+            (plain ``http`` on kept-alive sockets with a C parser; ``https`` and proxies use
+            ``httpx2``'s own) or ``httpx`` (``httpx2``'s own for everything). Applies when a
+            server (re)connects.
         backoff_initial: First reconnect delay in seconds.
         backoff_max: Cap of the exponential reconnect delay in seconds.
         health_interval: Seconds between health checks of a ready upstream (a re-list of its
@@ -426,6 +430,7 @@ class Settings(BaseModel):
     tool_response_limit: int = Field(default=20_000, ge=0)
     call_timeout: float = Field(default=120.0, gt=0)
     connect_timeout: float = Field(default=30.0, gt=0)
+    upstream_http_transport: Literal["lean", "httpx"] = "lean"
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=60.0, gt=0)
     health_interval: float = Field(default=60.0, gt=0)

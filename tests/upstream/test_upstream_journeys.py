@@ -24,13 +24,14 @@ def _text(result: object) -> str:
     return "\n".join(getattr(block, "text", "") for block in content)
 
 
-async def test_an_http_upstream_is_spoken_to_in_the_newest_era_it_supports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_transport", ["lean", "httpx"])
+async def test_an_http_upstream_is_spoken_to_in_the_newest_era_it_supports(tmp_path: Path, http_transport: str) -> None:
     async with run_fixture("notes_server", transport="http") as notes:
         servers = {
             "modern": {"url": notes.url},
             "legacy": {"url": notes.url, "protocol": "legacy"},
         }
-        async with running_gateway(tmp_path, servers) as gw:
+        async with running_gateway(tmp_path, servers, upstream_http_transport=http_transport) as gw:
             await gw.wait_ready("modern", "legacy")
             versions = {s.name: s.protocol_version for s in gw.gateway.statuses()}
             assert versions["modern"] == "2026-07-28"

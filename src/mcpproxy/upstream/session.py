@@ -411,7 +411,11 @@ class ManagedUpstream:
             http_client = None
             if spec.transport == "http":
                 http_client = await stack.enter_async_context(
-                    new_http_client(spec, connect_timeout=self.settings.connect_timeout_for(self.spec))
+                    new_http_client(
+                        spec,
+                        connect_timeout=self.settings.connect_timeout_for(self.spec),
+                        lean=self.settings.upstream_http_transport == "lean",
+                    )
                 )
             transport = open_transport(
                 spec,

@@ -128,11 +128,13 @@ def open_transport(
     return streamable_http_client(spec.url, http_client=http_client)
 
 
-def new_http_client(spec: ServerSpec, *, connect_timeout: float) -> httpx2.AsyncClient:
+def new_http_client(spec: ServerSpec, *, connect_timeout: float, lean: bool = True) -> httpx2.AsyncClient:
     """One pooled HTTP client per HTTP upstream, kept for the life of its session.
 
     The SDK's client settings (``create_mcp_http_client``: no redirect following of its own,
-    these timeouts), over ``LeanTransport`` for plain ``http`` (``upstream.http11``).
+    these timeouts), over ``LeanTransport`` for plain ``http`` (``upstream.http11``) when
+    ``lean`` (the ``upstream_http_transport`` setting).
     """
     timeout = httpx2.Timeout(connect_timeout, read=SSE_READ_TIMEOUT)
-    return httpx2.AsyncClient(headers=dict(spec.headers), timeout=timeout, transport=LeanTransport())
+    transport = LeanTransport() if lean else None
+    return httpx2.AsyncClient(headers=dict(spec.headers), timeout=timeout, transport=transport)
