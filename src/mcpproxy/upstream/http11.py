@@ -105,6 +105,10 @@ class _Connection:
             return True
         try:
             fd = self.stream.extra(anyio.abc.SocketAttribute.raw_socket).fileno()  # noqa: S610 (anyio, not Django)
+            if hasattr(select, "poll"):  # no limit on descriptor numbers (select stops at 1024)
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                return bool(poller.poll(0))
             readable, _, _ = select.select([fd], [], [], 0)
         except (OSError, ValueError, anyio.TypedAttributeLookupError):
             return True
