@@ -126,6 +126,12 @@ async def run(args: argparse.Namespace) -> int:
                     checkpoint += step
                 elapsed = time.perf_counter() - started
                 end, metrics = await sample(proxy.pid, base, http, done)
+                # The writer batches: give the last batch a moment to land before counting (bounded).
+                for _ in range(20):
+                    if metric(metrics, "mcpproxy_activity_written") >= done:
+                        break
+                    await anyio.sleep(0.25)
+                    _, metrics = await sample(proxy.pid, base, http, done)
                 dropped = metric(metrics, "mcpproxy_activity_dropped")
                 written = metric(metrics, "mcpproxy_activity_written")
             if failures and args.data_parent:
