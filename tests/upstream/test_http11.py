@@ -88,8 +88,8 @@ Handler = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
 
 @asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
-    """A TCP peer running ``handler`` per connection; yields its URL and a connection counter."""
+async def raw_server(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[tuple[str, list[int]]]:
+    """A TCP peer on ``host`` running ``handler`` per connection; yields its URL and a connection counter."""
     accepted: list[int] = []
 
     async def serve(stream: anyio.abc.SocketStream) -> None:
@@ -97,12 +97,13 @@ async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
         async with stream:
             await handler(stream)
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 (anyio, not Django)
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, serve)
         try:
-            yield f"http://127.0.0.1:{port}", accepted
+            yield f"http://{authority}", accepted
         finally:
             tg.cancel_scope.cancel()
 
@@ -292,3 +293,19 @@ async def test_https_and_head_requests_go_to_the_fallback_transport() -> None:
         assert (await http.head("http://example.test/mcp")).status_code == 204
     assert seen == ["GET https://example.test/mcp", "HEAD http://example.test/mcp"]
     assert transport.opened == 0
+
+
+async def test_an_ipv6_loopback_upstream_is_reached() -> None:
+    async def handler(stream: anyio.abc.SocketStream) -> None:
+        while True:
+            head = await read_request(stream)
+            hosts = [line for line in head.split(b"\r\n") if line.lower().startswith(b"host:")]
+            body = hosts[0].split(b":", 1)[1].strip()
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+
+    transport = LeanTransport()
+    async with raw_server(handler, host="::1") as (base, accepted), client(transport) as http:
+        for _ in range(2):
+            answer = await http.get(base + "/mcp")
+            assert "http://" + answer.text == base  # the Host header names the IPv6 authority
+    assert accepted == [1]
