@@ -154,12 +154,23 @@ def fill(index: ToolIndex, servers: Sequence[Server]) -> ToolIndex:
     return index
 
 
-def score_task(hits: Sequence[Hit], task: Task, holders: dict[str, set[str]], metrics: Metrics) -> None:
-    """Add one task's tool-level and server-level metrics to ``metrics``."""
+def score_task(
+    hits: Sequence[Hit],
+    task: Task,
+    holders: dict[str, set[str]],
+    metrics: Metrics,
+    grouped: Sequence[Hit] | None = None,
+) -> None:
+    """Add one task's tool-level and server-level metrics to ``metrics``.
+
+    Tool metrics rank ``hits``; server metrics rank servers by first appearance in ``grouped``
+    (the ``group_by_server`` answer) when given, else in ``hits``.
+    """
     first: dict[str, int] = {}
-    servers: list[str] = []
     for rank, hit in enumerate(hits, 1):
         first.setdefault(hit.name, rank)
+    servers: list[str] = []
+    for hit in grouped if grouped is not None else hits:
         if hit.server not in servers:
             servers.append(hit.server)
     ranks = sorted(first[g] for g in task.gold if g in first)
@@ -187,8 +198,10 @@ def evaluate(
         for tool in server.tools:
             holders.setdefault(tool.name, set()).add(server.name)
     metrics = Metrics()
+    by_server = getattr(index, "search_by_server", None)
     for task in tasks:
-        score_task(index.search(task.query, depth), task, holders, metrics)
+        grouped = by_server(task.query, depth) if by_server is not None else None
+        score_task(index.search(task.query, depth), task, holders, metrics, grouped)
     return metrics.means()
 
 

@@ -124,7 +124,14 @@ async def run(dataset: Path, mode: str, limit: int, diversify: bool) -> None:
                         assert isinstance(block, TextContent), block
                         body = json.loads(block.text)
                         hits = [Hit(t["server"], t["tool"], float(t["score"])) for t in body["tools"]]
-                        score_task(hits, task, holders, metrics)
+                        # Server-level metrics rank what group_by_server answers (a second call).
+                        args = {"query": task.query, "limit": limit, "diversify": diversify, "group_by_server": True}
+                        grouped_result = await client.call_tool("retrieve_tools", args)
+                        grouped_block = grouped_result.content[0]
+                        assert isinstance(grouped_block, TextContent), grouped_block
+                        groups = json.loads(grouped_block.text)["servers"]
+                        grouped = [Hit(g["server"], t["tool"], float(t["score"])) for g in groups for t in g["tools"]]
+                        score_task(hits, task, holders, metrics, grouped)
                 web.should_exit = True
     means = metrics.means()
     table = Table(title=f"retrieve_tools over MCP, {mode} mode, {len(tasks)} dev tasks, limit {limit}")

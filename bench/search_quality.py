@@ -167,6 +167,11 @@ class Engine:
         found = self.index.find([query], limit, allow, diversify=self.diversify)
         return [Hit(m.server, m.name, m.score) for m in found]
 
+    def search_by_server(self, query: str, limit: int) -> list[Hit]:
+        """The order of ``group_by_server`` (what the server-level metrics rank)."""
+        found = self.index.find([query], limit, diversify=self.diversify, by_server=True)
+        return [Hit(m.server, m.name, m.score) for m in found]
+
 
 _originals: dict[str, tuple[ToolDoc, ...]] = {}
 

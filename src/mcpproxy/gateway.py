@@ -631,10 +631,12 @@ class Gateway:
         diversify: bool = True,
         explain: bool = False,
         client: str | None = None,
+        by_server: bool = False,
     ) -> list[SearchResult]:
         """Tools for one request or several, among those the caller may see (``visible`` and ``filters``).
 
-        See ``mcpproxy.search.engine.ToolSearch.find`` for ``diversify``, ``explain`` and ``client``.
+        See ``mcpproxy.search.engine.ToolSearch.find`` for ``diversify``, ``explain``, ``client``
+        and ``by_server``.
         """
         flt = filters or SearchFilters()
 
@@ -643,7 +645,9 @@ class Gateway:
             return entry is not None and flt.allows(entry) and self.visible(entry)
 
         queries = [query] if isinstance(query, str) else list(query)
-        matches = self.index.find(queries, limit, allow, diversify=diversify, explain=explain, client=client)
+        matches = self.index.find(
+            queries, limit, allow, diversify=diversify, explain=explain, client=client, by_server=by_server
+        )
         out: list[SearchResult] = []
         for match in matches:
             entry = self.catalog.get(match.server, match.name)

@@ -66,6 +66,25 @@ def test_a_whole_task_finds_a_tool_for_each_of_its_steps() -> None:
     assert {"excel:excel_read_sheet", "charts:generate_bar_chart", "filesystem:write_file"} <= set(found)
 
 
+def test_grouped_by_server_the_servers_follow_the_whole_request_and_steps_only_choose_tools() -> None:
+    task = ["Read the sales data in /data/sales.xlsx, plot it as a bar chart by month and save it to /out/s.md"]
+    flat = _keys(_index(split=True).find(task, 6))
+    grouped = _keys(_index(split=True).find(task, 6, by_server=True))
+    assert sorted(grouped) == sorted(flat)  # the same results, regrouped
+
+    def server(key: str) -> str:
+        return key.partition(":")[0]
+
+    servers = list(dict.fromkeys(server(k) for k in grouped))
+    assert [server(k) for k in grouped] == sorted((server(k) for k in grouped), key=servers.index)  # contiguous
+    for name in servers:  # each server's tools keep their fused order
+        assert [k for k in grouped if server(k) == name] == [k for k in flat if server(k) == name]
+    whole = list(dict.fromkeys(server(k) for k in _keys(_index(split=False).find(task, 50))))
+    ranked = [s for s in whole if s in servers]
+    assert servers[: len(ranked)] == ranked  # servers ranked on the whole request, step-only ones after
+    assert servers != list(dict.fromkeys(server(k) for k in flat))  # which is not the flat list's order here
+
+
 def test_several_requests_in_one_call_find_the_tools_of_each() -> None:
     found = _keys(_index().find(["weather forecast for Paris", "pie chart of my budget"], 2))
     assert set(found) == {"weather:get_forecast", "charts:generate_pie_chart"}

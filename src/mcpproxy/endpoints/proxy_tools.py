@@ -105,7 +105,7 @@ def proxy_tool_definitions(default_limit: int, settings: Settings | None = None)
                     "group_by_server": {
                         "type": "boolean",
                         "default": False,
-                        "description": "Return the tools grouped by server, servers in order of their best tool.",
+                        "description": "Return the tools grouped by server, best-fitting servers first.",
                     },
                     "explain": {"type": "boolean", "default": False, "description": "Say why each tool matched."},
                 },
@@ -261,8 +261,15 @@ async def retrieve_tools(gw: Gateway, args: Mapping[str, Any], ctx: CallContext)
         exclude_open_world=bool(args.get("exclude_open_world")),
     )
     explain = bool(args.get("explain"))
+    by_server = bool(args.get("group_by_server"))
     results = gw.search(
-        queries, limit, filters, diversify=args.get("diversify") is not False, explain=explain, client=ctx.client
+        queries,
+        limit,
+        filters,
+        diversify=args.get("diversify") is not False,
+        explain=explain,
+        client=ctx.client,
+        by_server=by_server,
     )
     described = describe_entries([r.entry for r in results])
     for item, result in zip(described, results, strict=True):
@@ -270,7 +277,7 @@ async def retrieve_tools(gw: Gateway, args: Mapping[str, Any], ctx: CallContext)
         if explain and result.why is not None:
             item["why"] = result.why
     answer: dict[str, Any] = {"query": queries[0] if len(queries) == 1 else queries, "count": len(described)}
-    if args.get("group_by_server"):
+    if by_server:
         groups: dict[str, list[dict[str, Any]]] = {}
         for item in described:
             groups.setdefault(item["server"], []).append(item)

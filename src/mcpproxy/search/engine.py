@@ -26,7 +26,9 @@ simply adds nothing. Then:
   asks for every copy (``diversify=False``);
 - **explain**: each result can say why it matched: the words that matched in which fields (the
   tool's and its server's), which of them came from expansion, which channels found it at what
-  rank, its similarity, its usage bonus, and what it is a near copy of.
+  rank, its similarity, its usage bonus, and what it is a near copy of;
+- **by server** (``group_by_server``): the same results, server by server; when steps were
+  searched, servers are ranked on the whole request's channels alone (``_server_by_server``).
 
 Results depend only on the index contents and the request (and, with usage on, the client's
 counts): ties are broken by tool key.
@@ -145,6 +147,40 @@ class _Channel:
     query: str
     weight: float
     ranking: list[tuple[str, float]]
+
+
+def _server_by_server(picked: list[str], channels: Sequence[_Channel], copies: Mapping[str, str]) -> list[str]:
+    """``picked`` (tool keys, in the order of the answer) regrouped server by server.
+
+    Without steps, servers come in the order of their first tool in the answer. When the steps of a
+    whole task were searched, servers are ranked by their best tool in the fusion of the whole
+    request's channels (words, meaning) alone: the steps bring each step's best tools into the
+    results, which is what a flat list needs, but they say less about which servers the whole task
+    needs, and ranking servers by them put the servers of stray step matches ahead
+    (docs/search.md, "Server level"). Servers found only through steps follow, and a server whose
+    tools here are all near copies of others' comes after those with a tool of its own, as in the
+    flat list.
+    """
+    first_seen: dict[str, int] = {}
+    for key in picked:
+        first_seen.setdefault(key.partition(":")[0], len(first_seen))
+    server_rank: dict[str, int] = {}
+    if any(channel.kind == "step" for channel in channels):
+        whole: dict[str, float] = {}
+        for channel in channels:
+            if channel.kind != "step":
+                for rank, (key, _) in enumerate(channel.ranking, 1):
+                    whole[key] = whole.get(key, 0.0) + channel.weight / (RRF_K + rank)
+        for key in sorted(whole, key=lambda k: (-whole[k], k)):
+            server_rank.setdefault(key.partition(":")[0], len(server_rank))
+    own = {key.partition(":")[0] for key in picked if key not in copies}
+    unranked = len(server_rank)
+
+    def place(item: tuple[int, str]) -> tuple[bool, int, int, int]:
+        server = item[1].partition(":")[0]
+        return server not in own, server_rank.get(server, unranked), first_seen[server], item[0]
+
+    return [key for _, key in sorted(enumerate(picked), key=place)]
 
 
 class ToolSearch:
@@ -295,6 +331,7 @@ class ToolSearch:
         diversify: bool = True,
         explain: bool = False,
         client: str | None = None,
+        by_server: bool = False,
     ) -> list[Match]:
         """The best ``limit`` tools for one or more requests (see the module docstring).
 
@@ -305,9 +342,11 @@ class ToolSearch:
             diversify: Move near copies of a higher-ranked tool after the distinct tools.
             explain: Attach ``why`` to each result.
             client: The client asking (for the usage signal; ignored when it is off).
+            by_server: Order the same results server by server (``group_by_server``): servers
+                by how well they fit the whole request, each server's tools in fused order.
 
         Returns:
-            Matches, best first.
+            Matches, best first (server by server with ``by_server``).
         """
         queries = [q for q in queries if q and q.strip()][:MAX_QUERIES]
         if limit <= 0 or not queries or not len(self.lexical):
@@ -323,6 +362,8 @@ class ToolSearch:
                 fused[key] += unit * self.usage.factor(client, key)
         order = sorted(fused, key=lambda k: (-fused[k], k))
         picked, copies = self._diversified(order, limit) if diversify else (order[:limit], {})
+        if by_server:
+            picked = _server_by_server(picked, channels, copies)
         out: list[Match] = []
         for key in picked:
             server, _, name = key.partition(":")
