@@ -162,7 +162,7 @@ async def test_a_failed_write_leaves_the_file_and_the_running_state_unchanged(
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mcpproxy.config.writer.os.replace", refuse)
+    monkeypatch.setattr("mcpproxy.store.files.os.replace", refuse)
     with pytest.raises(StoreError):
         await service.add(stdio("git"))
     assert content(config_file) == before
