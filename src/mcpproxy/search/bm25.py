@@ -32,7 +32,7 @@ import heapq
 import math
 import operator
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import compress, count, repeat
@@ -649,34 +649,18 @@ class BM25Index:
         candidates = np.flatnonzero(totals > 0.0)
         values = totals[candidates]
         positive = len(values)
-        tools = self._tool
         keys = self._keys
-        k = limit
-        seen = 0
-        out: list[tuple[ToolRef, float]] = []
-        while True:
-            # Every tool at or above the k-th best score, ties included, sorted exactly.
-            if k < positive:
-                cut = np.partition(values, positive - k)[positive - k]
-                taken = values >= cut
-                pool = candidates[taken].tolist()
-                score_of = dict(zip(pool, values[taken].tolist(), strict=True))
-            else:
-                pool = candidates.tolist()
-                score_of = dict(zip(pool, values.tolist(), strict=True))
+        score_of: dict[int, float] = {}
+
+        def pool_for(k: int) -> tuple[list[int], bool]:
+            # Every tool at or above the k-th best score, ties included (all of them past ``positive``).
+            taken = values >= np.partition(values, positive - k)[positive - k] if k < positive else slice(None)
+            pool: list[int] = candidates[taken].tolist()
+            score_of.update(zip(pool, values[taken].tolist(), strict=True))
             pool.sort(key=lambda ident: (-score_of[ident], keys[ident]))
-            for ident in pool[seen:]:
-                tool = tools[ident]
-                if tool is None:  # a free id; it scores 0, so this cannot happen
-                    continue
-                if allow is None or allow(tool.server, tool.name):
-                    out.append((tool, score_of[ident]))
-                    if len(out) == limit:
-                        return out
-            if k >= positive:
-                return out
-            seen = len(pool)
-            k *= 4
+            return pool, k >= positive
+
+        return [(tool, score_of[ident]) for ident, tool in self._pick(pool_for, limit, allow)]
 
     def ranked_sparse(
         self, terms: Sequence[WeightedTerm], limit: int, allow: Allow | None = None, *, max_share: float = 1.0
@@ -767,22 +751,34 @@ class BM25Index:
         return [tool for ident in entry[1] if (tool := self._tool[ident]) is not None]
 
     def _top(self, totals: list[float], limit: int, allow: Allow | None) -> list[tuple[int, _Tool]]:
-        """The first ``limit`` allowed tools in (score desc, key asc) order, scores above 0.
+        """The first ``limit`` allowed tools in (score desc, key asc) order, scores above 0."""
+        keys = self._keys
 
-        Takes every tool scoring at least the k-th best score (ties at the cut included), sorts
-        those exactly, and widens k only when ``allow`` refused too many of them.
+        def pool_for(k: int) -> tuple[list[int], bool]:
+            cut = heapq.nlargest(k, totals)[-1] if k < len(totals) else 0.0
+            if cut <= 0.0:
+                cut = math.ulp(0.0)
+            pool = list(compress(count(), map(operator.ge, totals, repeat(cut))))
+            pool.sort(key=lambda ident: (-totals[ident], keys[ident]))
+            return pool, cut == math.ulp(0.0)
+
+        return self._pick(pool_for, limit, allow)
+
+    def _pick(
+        self, pool_for: Callable[[int], tuple[list[int], bool]], limit: int, allow: Allow | None
+    ) -> list[tuple[int, _Tool]]:
+        """The first ``limit`` allowed tools of a ranking, taken from its head.
+
+        ``pool_for(k)`` gives every tool scoring at least the k-th best score (ties at the cut
+        included), sorted exactly, and whether that is every tool with a positive score; k is
+        widened (x4) only when ``allow`` refused too many of them.
         """
         tools = self._tool
         k = limit
         seen = 0
         picked: list[tuple[int, _Tool]] = []
         while True:
-            cut = heapq.nlargest(k, totals)[-1] if k < len(totals) else 0.0
-            if cut <= 0.0:
-                cut = math.ulp(0.0)
-            pool = list(compress(count(), map(operator.ge, totals, repeat(cut))))
-            keys = self._keys
-            pool.sort(key=lambda ident: (-totals[ident], keys[ident]))
+            pool, whole = pool_for(k)
             for ident in pool[seen:]:
                 tool = tools[ident]
                 if tool is None:  # a free id; it scores 0, so this cannot happen
@@ -791,7 +787,7 @@ class BM25Index:
                     picked.append((ident, tool))
                     if len(picked) == limit:
                         return picked
-            if cut == math.ulp(0.0):
+            if whole:
                 return picked
             seen = len(pool)
             k *= 4
