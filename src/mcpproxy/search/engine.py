@@ -149,6 +149,15 @@ class _Channel:
     ranking: list[tuple[str, float]]
 
 
+def _fuse(channels: Sequence[_Channel]) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: each channel gives a tool ``weight / (RRF_K + rank)``."""
+    fused: dict[str, float] = {}
+    for channel in channels:
+        for rank, (key, _) in enumerate(channel.ranking, 1):
+            fused[key] = fused.get(key, 0.0) + channel.weight / (RRF_K + rank)
+    return fused
+
+
 def _server_by_server(picked: list[str], channels: Sequence[_Channel], copies: Mapping[str, str]) -> list[str]:
     """``picked`` (tool keys, in the order of the answer) regrouped server by server.
 
@@ -166,11 +175,7 @@ def _server_by_server(picked: list[str], channels: Sequence[_Channel], copies: M
         first_seen.setdefault(key.partition(":")[0], len(first_seen))
     server_rank: dict[str, int] = {}
     if any(channel.kind == "step" for channel in channels):
-        whole: dict[str, float] = {}
-        for channel in channels:
-            if channel.kind != "step":
-                for rank, (key, _) in enumerate(channel.ranking, 1):
-                    whole[key] = whole.get(key, 0.0) + channel.weight / (RRF_K + rank)
+        whole = _fuse([channel for channel in channels if channel.kind != "step"])
         for key in sorted(whole, key=lambda k: (-whole[k], k)):
             server_rank.setdefault(key.partition(":")[0], len(server_rank))
     own = {key.partition(":")[0] for key in picked if key not in copies}
@@ -352,10 +357,7 @@ class ToolSearch:
         if limit <= 0 or not queries or not len(self.lexical):
             return []
         channels = self._channels(queries, allow)
-        fused: dict[str, float] = {}
-        for channel in channels:
-            for rank, (key, _) in enumerate(channel.ranking, 1):
-                fused[key] = fused.get(key, 0.0) + channel.weight / (RRF_K + rank)
+        fused = _fuse(channels)
         if self.usage is not None and client is not None:
             unit = 1.0 / (RRF_K + 1)
             for key in fused:
