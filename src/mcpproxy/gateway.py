@@ -435,9 +435,13 @@ class Gateway:
     async def _dispatch(self, entry: ToolEntry, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         """Send the call to the upstream that owns the tool, over its live session, through the
         server's concurrency limit and circuit breaker (``mcpproxy.observe.ops``)."""
-        upstream = self.pool.get(entry.server)
-        options = CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
+        upstream, options = self._upstream_for(entry, ctx)
         return await self.ops.call(upstream, entry, args, options)
+
+    def _upstream_for(self, entry: ToolEntry, ctx: CallContext) -> tuple[ManagedUpstream, CallOptions]:
+        """The upstream that owns ``entry`` and the options of a request to it (timeout, trace)."""
+        upstream = self.pool.get(entry.server)
+        return upstream, CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
 
     # -- tasks (mcpproxy.endpoints.tasks) -----------------------------------------------------
 
@@ -461,8 +465,7 @@ class Gateway:
                 check(entry, record.arguments, ctx)
             upstream_started = time.perf_counter()
             # Through the server's guards like any call: draining, concurrency limit, circuit breaker.
-            upstream = self.pool.get(entry.server)
-            options = CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
+            upstream, options = self._upstream_for(entry, ctx)
             arguments = record.arguments
             out: Any = await self.ops.guarded(upstream, entry, options, lambda: start(entry, arguments))
             record.upstream_ms = (time.perf_counter() - upstream_started) * 1000
