@@ -12,9 +12,14 @@ CPU time of mcpproxy can be read against what forwarding alone costs here:
   least any Python proxy does per call.
 * ``asgi``: uvicorn (uvloop, httptools) with a bare ASGI app posting each body to the upstream
   through one pooled ``httpx2`` client, the usual way a Python ASGI proxy is built.
+* ``sdk``: the least an MCP proxy built on the official SDK does: the SDK's low-level ``Server``
+  behind its ``StreamableHTTPSessionManager`` (both protocol eras, served by uvicorn as mcpproxy is)
+  whose ``tools/call`` handler calls the upstream through one SDK ``Client`` session (the SDK's own
+  ``httpx2`` transport), and ``tools/list`` answers the upstream's list read once at start. No
+  routing, policy, records, limits or metrics: what any SDK-based proxy pays before doing its job.
 
-Neither is a usable proxy (no limits, no errors beyond closing the connection); both exist to
-be measured.
+None is a usable proxy (no limits, no errors beyond closing the connection or the SDK's own); they
+exist to be measured.
 """
 
 from __future__ import annotations
@@ -134,14 +139,57 @@ def serve_asgi(port: int, upstream: str) -> None:
                 access_log=False)
 
 
+def serve_sdk(port: int, upstream: str) -> None:
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from typing import Any
+
+    import uvicorn
+    from mcp import Client, types
+    from mcp.server.lowlevel import Server
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    upstream_client: list[Client] = []
+    listed: list[types.ListToolsResult] = []
+
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return listed[0]
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await upstream_client[0].session.call_tool(params.name, params.arguments or {})
+
+    def input_schema(name: str) -> dict[str, Any] | None:
+        return next((tool.input_schema for tool in listed[0].tools if tool.name == name), None) if listed else None
+
+    server: Server[Any] = Server("sdk-floor", on_list_tools=list_tools, on_call_tool=call_tool)
+    server.get_tool_input_schema = input_schema
+    manager = StreamableHTTPSessionManager(app=server)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with Client(upstream) as client, manager.run():
+            upstream_client.append(client)
+            listed.append(await client.session.list_tools())
+            yield
+
+    app = Starlette(routes=[Route("/mcp", StreamableHTTPASGIApp(manager))], lifespan=lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning",
+                access_log=False)
+
+
+SERVE = {"raw": serve_raw, "asgi": serve_asgi, "sdk": serve_sdk}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--mode", choices=("raw", "asgi"), required=True)
+    parser.add_argument("--mode", choices=tuple(SERVE), required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the upstream's URL (http only)")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        (serve_raw if args.mode == "raw" else serve_asgi)(args.port, args.upstream)
+        SERVE[args.mode](args.port, args.upstream)
 
 
 if __name__ == "__main__":

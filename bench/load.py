@@ -11,9 +11,11 @@ every path, it measures ``tools/call add``:
 * handshake era (2025-11-25): the SDK's ``Client`` (one session, reused);
 * stdio upstream: the SDK client on stdio directly, against mcpproxy in front of the same server.
 
-Two floor rows (``bench/forwarder.py``) put the stateless figures in proportion: a forwarder
-that copies bytes between asyncio sockets and nothing else, and a bare uvicorn app forwarding
-through ``httpx2``. What mcpproxy adds beyond them is its own work and the MCP layers.
+Floor rows (``bench/forwarder.py``) put the figures in proportion: a forwarder that copies bytes
+between asyncio sockets and nothing else, and a bare uvicorn app forwarding through ``httpx2``
+(stateless era); and the least proxy built on the official MCP SDK (its low-level server in front,
+one SDK client session behind, nothing else), in both eras. What mcpproxy adds beyond the SDK floor
+is its own work: routing, policy, records, limits, metrics.
 
 For each path: sequential p50/p99, requests/s at each concurrency level, and the CPU time per
 call of the process that serves the client (the upstream itself for direct paths, the proxy for
@@ -220,7 +222,7 @@ def mcpproxy_pid(wrapper: subprocess.Popen[bytes]) -> int:
 async def run(args: argparse.Namespace) -> list[Row]:
     levels = [int(x) for x in args.levels.split(",")]
     rows: list[Row] = []
-    up_port, proxy_port, peer_port, raw_port, asgi_port = (free_port() for _ in range(5))
+    up_port, proxy_port, peer_port, raw_port, asgi_port, sdk_port = (free_port() for _ in range(6))
     up_url = f"http://127.0.0.1:{up_port}/mcp"
     limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
     with (
@@ -253,6 +255,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
             process([sys.executable, "-c", peer_script]) as peer,
             process([*forwarder, str(raw_port), "--mode", "raw"]) as raw,
             process([*forwarder, str(asgi_port), "--mode", "asgi"]) as asgi,
+            process([*forwarder, str(sdk_port), "--mode", "sdk"]) as sdk,
         ):
             base = f"http://127.0.0.1:{proxy_port}"
             wait_http(base + "/healthz")
@@ -264,8 +267,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
             if args.peer:
                 wait_http(peer_url)
             raw_url, asgi_url = f"http://127.0.0.1:{raw_port}/mcp", f"http://127.0.0.1:{asgi_port}/mcp"
-            wait_port(raw_port)
-            wait_port(asgi_port)
+            sdk_url = f"http://127.0.0.1:{sdk_port}/mcp"
+            for port in (raw_port, asgi_port, sdk_port):
+                wait_port(port)
             print(f"load average before: {os.getloadavg()}", flush=True)
             async with httpx2.AsyncClient(limits=limits, timeout=60) as http:
                 rows.append(await measure("stateless  direct (HTTP upstream)",
@@ -274,6 +278,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
                                           stateless_call(http, raw_url, "add"), args.calls, levels, raw.pid))
                 rows.append(await measure("stateless  floor: uvicorn + httpx2 forwarder -> HTTP upstream",
                                           stateless_call(http, asgi_url, "add"), args.calls, levels, asgi.pid))
+                rows.append(await measure("stateless  floor: SDK server + SDK client -> HTTP upstream",
+                                          stateless_call(http, sdk_url, "add"), args.calls, levels, sdk.pid))
                 rows.append(await measure("stateless  mcpproxy -> HTTP upstream",
                                           stateless_call(http, base + "/mcp/all", "http__add"), args.calls, levels,
                                           proxy.pid))
@@ -286,6 +292,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
             async with Client(up_url, mode="legacy") as direct:
                 rows.append(await measure("handshake  direct (HTTP upstream)", session_call(direct, "add"),
                                           args.calls, levels, upstream.pid))
+            async with Client(sdk_url, mode="legacy") as floor:
+                rows.append(await measure("handshake  floor: SDK server + SDK client -> HTTP upstream",
+                                          session_call(floor, "add"), args.calls, levels, sdk.pid))
             async with Client(base + "/mcp/all", mode="legacy") as proxied:
                 rows.append(await measure("handshake  mcpproxy -> HTTP upstream", session_call(proxied, "http__add"),
                                           args.calls, levels, proxy.pid))
