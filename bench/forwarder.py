@@ -1,6 +1,7 @@
 """The floor of a Python HTTP proxy on this machine: forwarders that do nothing but forward.
 
-    python bench/forwarder.py --mode raw|asgi --port PORT --upstream http://127.0.0.1:PORT/mcp
+    python bench/forwarder.py --mode raw|asgi|sdk --port PORT --upstream http://127.0.0.1:PORT/mcp
+    python bench/forwarder.py --mode sdk --port PORT --upstream "/usr/bin/python3 server.py --transport stdio"
 
 ``bench/load.py`` runs both in front of the same upstream as mcpproxy, so the added latency and
 CPU time of mcpproxy can be read against what forwarding alone costs here:
@@ -15,8 +16,9 @@ CPU time of mcpproxy can be read against what forwarding alone costs here:
 * ``sdk``: the least an MCP proxy built on the official SDK does: the SDK's low-level ``Server``
   behind its ``StreamableHTTPSessionManager`` (both protocol eras, served by uvicorn as mcpproxy is)
   whose ``tools/call`` handler calls the upstream through one SDK ``Client`` session (the SDK's own
-  ``httpx2`` transport), and ``tools/list`` answers the upstream's list read once at start. No
-  routing, policy, records, limits or metrics: what any SDK-based proxy pays before doing its job.
+  ``httpx2`` transport, or its stdio transport when ``--upstream`` is a command line), and
+  ``tools/list`` answers the upstream's list read once at start. No routing, policy, records,
+  limits or metrics: what any SDK-based proxy pays before doing its job.
 
 None is a usable proxy (no limits, no errors beyond closing the connection or the SDK's own); they
 exist to be measured.
@@ -140,12 +142,14 @@ def serve_asgi(port: int, upstream: str) -> None:
 
 
 def serve_sdk(port: int, upstream: str) -> None:
+    import os
+    import shlex
     from collections.abc import AsyncIterator
     from contextlib import asynccontextmanager
     from typing import Any
 
     import uvicorn
-    from mcp import Client, types
+    from mcp import Client, StdioServerParameters, types
     from mcp.server.lowlevel import Server
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
     from starlette.applications import Starlette
@@ -169,7 +173,11 @@ def serve_sdk(port: int, upstream: str) -> None:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with Client(upstream) as client, manager.run():
+        target: str | StdioServerParameters = upstream
+        if not upstream.startswith(("http://", "https://")):
+            command, *args = shlex.split(upstream)
+            target = StdioServerParameters(command=command, args=args, env=dict(os.environ))
+        async with Client(target) as client, manager.run():
             upstream_client.append(client)
             listed.append(await client.session.list_tools())
             yield
@@ -186,7 +194,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mode", choices=tuple(SERVE), required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True, help="the upstream's URL (http only)")
+    parser.add_argument(
+        "--upstream", required=True, help="the upstream's URL (http only); for sdk, also a stdio server's command line"
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         SERVE[args.mode](args.port, args.upstream)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -222,7 +223,7 @@ def mcpproxy_pid(wrapper: subprocess.Popen[bytes]) -> int:
 async def run(args: argparse.Namespace) -> list[Row]:
     levels = [int(x) for x in args.levels.split(",")]
     rows: list[Row] = []
-    up_port, proxy_port, peer_port, raw_port, asgi_port, sdk_port = (free_port() for _ in range(6))
+    up_port, proxy_port, peer_port, raw_port, asgi_port, sdk_port, sdk_stdio_port = (free_port() for _ in range(7))
     up_url = f"http://127.0.0.1:{up_port}/mcp"
     limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
     with (
@@ -256,6 +257,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
             process([*forwarder, str(raw_port), "--mode", "raw"]) as raw,
             process([*forwarder, str(asgi_port), "--mode", "asgi"]) as asgi,
             process([*forwarder, str(sdk_port), "--mode", "sdk"]) as sdk,
+            process([sys.executable, str(FORWARDER), "--mode", "sdk", "--port", str(sdk_stdio_port),
+                     "--upstream", shlex.join([sys.executable, str(FIXTURE), "--transport", "stdio"])]) as sdk_stdio,
         ):
             base = f"http://127.0.0.1:{proxy_port}"
             wait_http(base + "/healthz")
@@ -267,8 +270,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
             if args.peer:
                 wait_http(peer_url)
             raw_url, asgi_url = f"http://127.0.0.1:{raw_port}/mcp", f"http://127.0.0.1:{asgi_port}/mcp"
-            sdk_url = f"http://127.0.0.1:{sdk_port}/mcp"
-            for port in (raw_port, asgi_port, sdk_port):
+            sdk_url, sdk_stdio_url = f"http://127.0.0.1:{sdk_port}/mcp", f"http://127.0.0.1:{sdk_stdio_port}/mcp"
+            for port in (raw_port, asgi_port, sdk_port, sdk_stdio_port):
                 wait_port(port)
             print(f"load average before: {os.getloadavg()}", flush=True)
             async with httpx2.AsyncClient(limits=limits, timeout=60) as http:
@@ -286,6 +289,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 if args.peer:
                     rows.append(await measure("stateless  FastMCP create_proxy -> HTTP upstream",
                                               stateless_call(http, peer_url, "add"), args.calls, levels, peer.pid))
+                rows.append(await measure("stateless  floor: SDK server + SDK client -> stdio upstream",
+                                          stateless_call(http, sdk_stdio_url, "add"), args.calls, levels,
+                                          sdk_stdio.pid))
                 rows.append(await measure("stateless  mcpproxy -> stdio upstream",
                                           stateless_call(http, base + "/mcp/all", "stdio__add"), args.calls, levels,
                                           proxy.pid))
@@ -307,6 +313,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
             async with Client(stdio, mode="legacy") as direct_stdio:
                 rows.append(await measure("handshake  direct (stdio upstream, SDK client)",
                                           session_call(direct_stdio, "add"), args.calls, levels, None))
+            async with Client(sdk_stdio_url, mode="legacy") as floor:
+                rows.append(await measure("handshake  floor: SDK server + SDK client -> stdio upstream",
+                                          session_call(floor, "add"), args.calls, levels, sdk_stdio.pid))
             async with Client(base + "/mcp/all", mode="legacy") as proxied:
                 rows.append(await measure("handshake  mcpproxy -> stdio upstream",
                                           session_call(proxied, "stdio__add"), args.calls, levels, proxy.pid))
