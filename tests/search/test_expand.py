@@ -108,3 +108,29 @@ def test_the_current_time_tool_beats_the_conversion_tool_for_a_question_about_no
 )
 def test_the_meaning_channel_gets_values_said_in_words(query: str, said: str) -> None:
     assert meaning_text(query) == said
+
+
+@pytest.mark.parametrize(
+    ("path", "said", "directory", "kind_words"),
+    [
+        ("/root/figs/sale.png", " a file ", False, "image"),
+        ("/var/log/nginx/", " a folder ", True, None),
+        ("/var/log/nginx", " a folder ", True, None),
+        ("/srv/releases/v1.2/", " a folder ", True, None),
+        ("/srv/notes.md/", " a folder ", True, None),
+        ("C:\\Users\\me\\report.docx", " a file ", False, "word document"),
+        ("C:\\Users\\me\\", " a folder ", True, None),
+        ("~/.config", " a path ", False, None),
+        ("/root/ppt/deck.pptx.", " a file .", False, "powerpoint presentation"),
+    ],
+)
+def test_both_channels_read_a_path_the_same_way(path: str, said: str, directory: bool, kind_words: str | None) -> None:
+    query = f"look at {path} please"
+    assert meaning_text(query) == f"look at {said} please"
+    terms = query_terms(query)
+    assert (tokenize("directory")[0] in terms) is directory
+    assert tokenize("file")[0] in terms
+    if kind_words is not None:
+        assert all(t in terms for t in tokenize(kind_words))
+    else:
+        assert not any(t in terms for t in tokenize("markdown image"))

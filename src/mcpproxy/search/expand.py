@@ -10,8 +10,9 @@ list of known queries, so they carry over to requests the index has never seen:
   ``current``.
 - **Values that name what a tool works on.** A file path in a request means a file tool: it gains
   ``file`` and ``path``, the kind of file its extension names (``.md`` markdown, ``.docx`` word
-  document, ``.xlsx`` excel spreadsheet, ``.png`` image...), ``directory`` for a path without an
-  extension, and ``write`` when the request says to save, store or export. A URL gains ``url``.
+  document, ``.xlsx`` excel spreadsheet, ``.png`` image...), ``directory`` for a folder (a path
+  without an extension, or ending with a separator), and ``write`` when the request says to save,
+  store or export. A URL gains ``url``.
 - **Synonyms.** A short thesaurus of the vocabulary tools are described with (save/write/store,
   picture/image/photo, plot/chart/graph, folder/directory...): each word of a group brings the others.
 
@@ -107,8 +108,14 @@ _EXTENSION_WORDS: dict[str, str] = {
 }
 """File extensions and the words tools use for such files."""
 
-_PATH = re.compile(r"(?<![\w/:.])(?:~|\.{1,2})?(?:/[\w.~@+-]+)+/?|(?<![\w])[A-Za-z]:\\[\w.\\ ~-]+")
-"""A Unix path with at least one ``/segment`` (``/root/a.md``, ``~/x``, ``./y``), or a Windows path."""
+_PATH = re.compile(
+    r"(?<![\w/:.])(?:~|\.{1,2})?(?:/[\w.~@+-]+)+/?(?<!\.)"
+    r"|(?<![\w])[A-Za-z]:\\(?:[\w.~-]+(?: [\w.~-]+)*\\)*[\w.~-]*(?<!\.)"
+)
+"""A Unix path with at least one ``/segment`` (``/root/a.md``, ``~/x``, ``./y``), or a Windows path
+(``C:\\Program Files\\app\\x.exe``: a folder's name may hold spaces, the last part may not, so the
+words after a path are not read as part of it). A path never ends with a dot: in "save it to
+/root/a.md." the dot ends the sentence, and read into the path it would hide the extension."""
 _URL = re.compile(r"\b(?:https?|ftp)://\S+", re.IGNORECASE)
 _SAVE_VERBS = re.compile(r"\b(?:save[sd]?|saving|store[sd]?|storing|export(?:s|ed|ing)?|writ(?:e|es|ing|ten))\b", re.I)
 
@@ -119,9 +126,31 @@ for _group in SYNONYM_GROUPS:
         _SYNONYMS.setdefault(_term, tuple(t for t in _terms if t != _term))
 
 
+def _path_kind(path: str) -> tuple[str, str]:
+    """What a path in a request names, read the same way by both channels.
+
+    Returns:
+        ``("folder", "")`` for a path that ends with a separator or whose last part has no dot;
+        ``("file", extension)`` for a last part with a name and an extension (``q3.docx``);
+        ``("path", "")`` for a last part that is a dot name (``.config``, ``.bashrc``), which
+        names a folder as often as a file.
+    """
+    if path.endswith(("/", "\\")):
+        return "folder", ""
+    leaf = path.replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, extension = leaf.rpartition(".")
+    if not dot:
+        return "folder", ""
+    return ("file", extension.lower()) if stem and extension else ("path", "")
+
+
+_SAID = {"file": " a file ", "folder": " a folder ", "path": " a path "}
+
+
 def meaning_text(query: str) -> str:
     """The request as the meaning channel embeds it: each URL, file path or folder path replaced by
-    what it is ("a web page", "a file", "a folder").
+    what it is ("a web page", "a file", "a folder"; "a path" for a dot name such as ``~/.config``),
+    read as the words channel reads it (``_path_kind``).
 
     The words channel reads these values (``weighted_terms``); to a sentence model their characters
     are a dozen word pieces of noise each (``/root/excel/Local_Electronic_Sales.xlsx`` is 14), and
@@ -136,11 +165,7 @@ def meaning_text(query: str) -> str:
 
     def value(match: re.Match[str]) -> str:
         path = match.group(0)
-        if not path.strip("/.~"):
-            return path
-        leaf = path.rstrip("/").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-        stem, _, extension = leaf.rpartition(".")
-        return " a file " if extension and stem else " a folder "
+        return _SAID[_path_kind(path)[0]] if path.strip("/.~") else path
 
     return _PATH.sub(value, _URL.sub(" a web page ", query))
 
@@ -174,12 +199,11 @@ def weighted_terms(query: str) -> list[tuple[str, float]]:
         add("current", 1.0)
     for path in paths:
         add("file path", VALUE_WEIGHT)
-        leaf = path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-        stem, dot, extension = leaf.rpartition(".")
-        if dot and stem and extension.lower() in _EXTENSION_WORDS:
-            add(_EXTENSION_WORDS[extension.lower()], VALUE_WEIGHT)
-        elif not dot or path.endswith(("/", "\\")):
+        kind, extension = _path_kind(path)
+        if kind == "folder":
             add("directory", VALUE_WEIGHT)
+        elif extension in _EXTENSION_WORDS:
+            add(_EXTENSION_WORDS[extension], VALUE_WEIGHT)
     if paths and _SAVE_VERBS.search(text):
         add("write", VALUE_WEIGHT)
     if urls:
