@@ -3,7 +3,7 @@
     python bench/forwarder.py --mode raw|asgi|sdk --port PORT --upstream http://127.0.0.1:PORT/mcp
     python bench/forwarder.py --mode sdk --port PORT --upstream "/usr/bin/python3 server.py --transport stdio"
 
-``bench/load.py`` runs both in front of the same upstream as mcpproxy, so the added latency and
+``bench/load.py`` runs them in front of the same upstream as mcpproxy, so the added latency and
 CPU time of mcpproxy can be read against what forwarding alone costs here:
 
 * ``raw``: asyncio streams on both sides (uvloop when installed), no HTTP library. Each client
