@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ from mcpproxy.filters.truncate import Page, ResponseCache, truncate_result
 from mcpproxy.observe.events import OpsEvent, new_id
 from mcpproxy.observe.ops import Operations
 from mcpproxy.policy.arguments import validate_arguments
-from mcpproxy.policy.security import SecurityPolicy
+from mcpproxy.policy.security import Decision, SecurityPolicy
 from mcpproxy.policy.tiers import check_tier
 from mcpproxy.routing.catalog import Catalog, Tier, ToolEntry
 from mcpproxy.search.base import ToolDoc
@@ -323,8 +323,10 @@ class Gateway:
             # Quarantined servers' resources and prompts are hidden too; a token keeps to its servers.
             self.server_visibility.append(lambda server: self.security.server_status(server) == "approved")
             self.feature_checks.append(_check_token_server)
-            for spec in self.settings.servers.values():
+            first_decisions = [
                 await self.security.on_server_added(spec.name, self.settings.trust_for(spec))
+                for spec in self.settings.servers.values()
+            ]
             await self._load_snapshots()
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._tg.cancel_scope.cancel)
@@ -344,6 +346,7 @@ class Gateway:
             await stack.enter_async_context(self.input_relay.running())  # closed before the pool
             # Activity log, limits, drain: closed before the pool, so calls in flight can finish.
             await stack.enter_async_context(self.ops.running(self._store, self._tg))
+            self._record_decisions(first_decisions)  # now that the activity log listens
             for spec in self.settings.servers.values():
                 await self._pool.start(spec)
             if self._watch:
@@ -508,6 +511,15 @@ class Gateway:
                 listener(event)
             except Exception:
                 logger.exception("event listener %r failed on %s", listener, event.kind)
+
+    def _record_decisions(self, decisions: Iterable[Decision | None]) -> None:
+        """Record the decisions the security policy took on its own (see ``policy.security.Decision``)."""
+        for d in decisions:
+            if d is not None:
+                self.record_event(
+                    OpsEvent(kind="policy", action=d.action, check=d.check, server=d.server, tool=d.tool,
+                             detail=dict(d.detail))
+                )
 
     def _shield(self, entry: ToolEntry, result: types.CallToolResult, ctx: CallContext) -> types.CallToolResult:
         spec = self.settings.servers.get(entry.server)
@@ -698,7 +710,7 @@ class Gateway:
                    if self.visible(e)]
             for name in self.catalog.servers() if name != server
         }
-        await self.security.on_tools(server, self.settings.trust_for(spec), dumped, others)
+        self._record_decisions(await self.security.on_tools(server, self.settings.trust_for(spec), dumped, others))
         self.catalog.replace_server(server, tools)
         self.searcher.index_server(server, tools, server_context(spec.description, status.instructions))
         self._notify()
@@ -785,7 +797,7 @@ class Gateway:
             await self.security.on_server_removed(name)
             logger.info("server %s removed", name)
         for name in sorted(new.keys() - old.keys()):
-            await self.security.on_server_added(name, self.settings.trust_for(new[name]))
+            self._record_decisions([await self.security.on_server_added(name, self.settings.trust_for(new[name]))])
             await pool.start(new[name])
             logger.info("server %s added", name)
         for name in sorted(new.keys() & old.keys()):

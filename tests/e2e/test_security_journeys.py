@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from tests.observe.support import activity, flush_activity, metric, scrape
 from tests.support import paths
 from tests.support.gateway import GatewayHandle, fixture_entry, mcpproxy_argv, running_gateway
 
@@ -81,6 +82,15 @@ async def test_a_server_the_model_adds_is_quarantined_until_a_human_approves_it(
         ok = await client.call_tool("call_tool_read", {"name": "newcomer:add", "args": {"a": 1, "b": 2}})
         assert not ok.is_error and "3" in _text(ok)
 
+        # Each decision is in the activity log, oldest first: quarantined on arrival, refused, approved.
+        await flush_activity(gw)
+        decisions = [
+            (r["detail"]["check"], r["status"], r["detail"].get("by"))
+            for r in sorted(await activity(gw, kind="policy", server="newcomer"), key=lambda r: r["seq"])
+            if r["tool"] is None
+        ]
+        assert decisions == [("quarantine", "quarantine", None), ("quarantine", "approve", "api")]
+
 
 async def test_a_config_server_with_manual_trust_waits_and_scan_trust_is_released_when_clean(tmp_path: Path) -> None:
     servers = {
@@ -96,6 +106,18 @@ async def test_a_config_server_with_manual_trust_waits_and_scan_trust_is_release
         listing = await cli(gw, "upstream", "inspect", "manual", "--json")
         assert listing.returncode == 0, listing.stderr
         assert json.loads(listing.stdout)["approval"] == "quarantined"
+
+        # Decisions taken at start-up, before the activity log ran, are recorded all the same.
+        await flush_activity(gw)
+        records = sorted(await activity(gw, kind="policy"), key=lambda r: r["seq"])
+        decided = [
+            (r["server"], r["status"], r["detail"]["by"]) for r in records if r["detail"]["check"] == "quarantine"
+        ]
+        at_start = [("manual", "quarantine", None), ("scanned", "quarantine", "trust:scan (pending)")]
+        assert sorted(decided[:2]) == at_start
+        assert decided[2:] == [("scanned", "approve", "trust:scan")]
+        pending = {r["tool"] for r in records if r["server"] == "manual" and r["detail"]["check"] == "pin"}
+        assert {"add", "echo"} <= pending
 
 
 async def test_a_rug_pull_is_held_until_approved_and_the_diff_names_the_change(tmp_path: Path) -> None:
@@ -134,6 +156,16 @@ async def test_a_rug_pull_is_held_until_approved_and_the_diff_names_the_change(t
             assert approved.returncode == 0, approved.stderr
             after = await client.call_tool("call_tool_destructive", {"name": "notes:weather", "args": {"text": "x"}})
             assert not after.is_error
+
+        # The scanner's finding, the hold and the human's approval are each a record and a count.
+        await flush_activity(gw)
+        records = sorted(await activity(gw, kind="policy", server="notes", tool="weather"), key=lambda r: r["seq"])
+        decided = [(r["detail"]["check"], r["status"]) for r in records if r["detail"]["check"] != "quarantine"]
+        assert decided == [("scanner", "hold"), ("pin", "changed"), ("pin", "approve")]
+        assert records[0]["detail"]["risk"] > 50 and records[0]["detail"]["rules"]
+        samples = await scrape(gw.base_url)
+        assert metric(samples, "mcpproxy_policy_decisions_total", check="pin", action="changed") == 1
+        assert metric(samples, "mcpproxy_policy_decisions_total", check="scanner", action="hold") == 1
 
 
 async def test_a_blocked_tool_stays_hidden(tmp_path: Path) -> None:

@@ -19,6 +19,12 @@ call to a held tool gets a structured explanation, never a silent failure).
   above ``scan_quarantine_above`` is held as pending whatever the server's trust.
 
 Nothing here can be decided by the model: approvals come only from the CLI and the REST API.
+
+The decisions taken here without a human (a server quarantined or approved by its trust, a new
+or changed tool held, a scanner finding) are returned as ``Decision`` values by the methods the
+gateway calls on its own (``on_server_added``, ``on_tools``), so that it records each in the
+activity log and the metrics; a human's decisions are recorded by the gateway's methods that
+carry them out.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -49,6 +56,33 @@ BLOCKED = "blocked"
 SCAN_PENDING = "trust:scan (pending)"
 
 DIFF_FIELDS = ("name", "description", "inputSchema", "outputSchema", "annotations")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A decision the policy took on its own, for the activity log and the metrics.
+
+    Attributes:
+        check: ``quarantine`` (a server), ``pin`` (a tool's definition) or ``scanner`` (a finding).
+        action: ``quarantine`` or ``approve`` (a server); ``pending``, ``changed`` or ``blocked`` (a
+            tool held); ``warn`` or ``hold`` (a finding above ``scan_warn_above`` or
+            ``scan_quarantine_above``).
+        server: The server.
+        tool: The tool (pin and scanner decisions).
+        detail: The reason, the risk and the rules that fired, who decided.
+    """
+
+    check: str
+    action: str
+    server: str
+    tool: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _server_decision(approval: ServerApproval) -> Decision:
+    action = "approve" if approval.status == APPROVED else "quarantine"
+    detail = {"reason": approval.reason, "by": approval.updated_by}
+    return Decision("quarantine", action, approval.server, detail=detail)
 
 
 class SecurityPolicy:
@@ -157,8 +191,8 @@ class SecurityPolicy:
         trust: Trust,
         tools: Sequence[Mapping[str, Any]],
         others: Mapping[str, Sequence[Mapping[str, Any]]],
-    ) -> list[ToolReport]:
-        """Pin, scan and decide after a listing of ``server``; returns the scan reports of new or changed tools."""
+    ) -> list[Decision]:
+        """Pin, scan and decide after a listing of ``server``; returns what was decided (``Decision``)."""
         async with self._lock:
             now = time.time()
             first_list = not any(s == server for (s, _) in self._pins)
@@ -173,10 +207,22 @@ class SecurityPolicy:
             await self._store.save_pins(changed_pins)
             for pin in changed_pins:
                 self._pins[(pin.server, pin.name)] = pin
+            decisions = [d for r in reports if (d := self._scan_decision(server, r)) is not None]
+            decisions += [
+                Decision("pin", pin.status, server, pin.name, {"reason": pin.reason, "risk": pin.risk})
+                for pin in changed_pins
+                if pin.status != APPROVED
+            ]
             approval = self._approvals.get(server)
             if approval is None or (first_list and trust == "scan" and approval.updated_by == SCAN_PENDING):
-                await self._first_decision(server, trust, first_list, reports, now)
-            return reports
+                decisions.append(_server_decision(await self._first_decision(server, trust, reports, now)))
+            return decisions
+
+    def _scan_decision(self, server: str, report: ToolReport) -> Decision | None:
+        if report.risk <= self.settings.scan_warn_above:
+            return None
+        action = "hold" if report.risk > self.settings.scan_quarantine_above else "warn"
+        return Decision("scanner", action, server, report.name, {"risk": report.risk, "rules": sorted(report.rules)})
 
     def _is_new_or_changed(self, server: str, tool: Mapping[str, Any]) -> bool:
         pin = self._pins.get((server, str(tool.get("name", ""))))
@@ -237,8 +283,8 @@ class SecurityPolicy:
         )
 
     async def _first_decision(
-        self, server: str, trust: Trust, first_list: bool, reports: Sequence[ToolReport], now: float
-    ) -> None:
+        self, server: str, trust: Trust, reports: Sequence[ToolReport], now: float
+    ) -> ServerApproval:
         if trust == "auto":
             approval = ServerApproval(server, APPROVED, None, now, "trust:auto")
         elif trust == "scan":
@@ -254,12 +300,13 @@ class SecurityPolicy:
         await self._store.set_approval(approval)
         self._approvals[server] = approval
         logger.info("server %s is %s (%s)", server, approval.status, approval.reason or approval.updated_by)
+        return approval
 
-    async def on_server_added(self, server: str, trust: Trust) -> None:
-        """Record the decision for a new server before it connects (auto is approved at once)."""
+    async def on_server_added(self, server: str, trust: Trust) -> Decision | None:
+        """Decide for a new server before it connects (auto is approved at once); ``None`` when known."""
         async with self._lock:
             if server in self._approvals:
-                return
+                return None
             now = time.time()
             if trust == "auto":
                 approval = ServerApproval(server, APPROVED, None, now, "trust:auto")
@@ -269,6 +316,7 @@ class SecurityPolicy:
                 approval = ServerApproval(server, QUARANTINED, reason, now, SCAN_PENDING if trust == "scan" else None)
             await self._store.set_approval(approval)
             self._approvals[server] = approval
+            return _server_decision(approval)
 
     async def on_server_removed(self, server: str) -> None:
         async with self._lock:
