@@ -91,6 +91,8 @@ class CallContext:
         events: Policy decisions taken on this call (redactions, ...), for the activity log.
         parent_id: The call this one is made from (calls from code); ``None``: the call in
             progress in this task, if any.
+        timeout: Seconds the caller allows this call: it shortens the server's ``call_timeout``,
+            never lengthens it (``None``: the server's).
     """
 
     via: str
@@ -101,6 +103,23 @@ class CallContext:
     token: AgentToken | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     parent_id: str | None = None
+    timeout: float | None = None
+
+
+def caller_timeout(value: object) -> float | None:
+    """A call's own ``timeout`` as a caller gave it (seconds; ``None`` when not given).
+
+    Raises:
+        InvalidArguments: Not a positive number of seconds.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise InvalidArguments(
+            "'timeout' must be a positive number of seconds",
+            hint="it can shorten the server's call_timeout for this call, not lengthen it",
+        )
+    return float(value)
 
 
 @dataclass(slots=True)
@@ -444,7 +463,10 @@ class Gateway:
     def _upstream_for(self, entry: ToolEntry, ctx: CallContext) -> tuple[ManagedUpstream, CallOptions]:
         """The upstream that owns ``entry`` and the options of a request to it (timeout, trace)."""
         upstream = self.pool.get(entry.server)
-        return upstream, CallOptions(timeout=self.settings.call_timeout_for(upstream.spec), meta=ctx.meta)
+        limit = self.settings.call_timeout_for(upstream.spec)
+        if ctx.timeout is not None and ctx.timeout < limit:
+            return upstream, CallOptions(timeout=ctx.timeout, meta=ctx.meta, caller_limited=True)
+        return upstream, CallOptions(timeout=limit, meta=ctx.meta)
 
     # -- tasks (mcpproxy.endpoints.tasks) -----------------------------------------------------
 

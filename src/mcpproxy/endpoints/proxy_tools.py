@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from mcpproxy.codemode import tool as code_tool
 from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
-from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entries
+from mcpproxy.gateway import CallContext, Gateway, SearchFilters, caller_timeout, describe_entries
 from mcpproxy.policy.guards import check_path, check_url
 from mcpproxy.routing.catalog import Tier
 from mcpproxy.secrets.masking import mask_config, mask_known, mask_target
@@ -51,6 +51,12 @@ _CALL_SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "description": "Tool name as retrieve_tools returned it: 'server:tool'."},
         "args": {"type": "object", "description": "Arguments for the tool, matching its input schema."},
+        "timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Optional: seconds this call may take at most (shortens the server's limit, never "
+            "lengthens it).",
+        },
     },
     "required": ["name"],
 }
@@ -310,7 +316,7 @@ def _call(tier: Tier) -> Handler:
             raise InvalidArguments("'args' must be an object of arguments for the tool")
         return await gw.call_tool(
             name, call_args, CallContext(via=ctx.via, tier=tier, client=ctx.client, meta=ctx.meta, token=ctx.token,
-                                         events=ctx.events)
+                                         events=ctx.events, timeout=caller_timeout(args.get("timeout")))
         )
 
     return handler

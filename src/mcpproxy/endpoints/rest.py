@@ -18,7 +18,8 @@ Routes::
     GET    /api/v1/tools?server=S              tools
     GET    /api/v1/tools/{server}/{tool}       one tool, full schema
     GET    /api/v1/search?q=...&limit=N&explain=1&diversify=0   ranked tools
-    POST   /api/v1/call  {"name", "args", "tier"}   call a tool (tier defaults to the tool's own)
+    POST   /api/v1/call  {"name", "args", "tier", "timeout"}   call a tool (tier defaults to the tool's own;
+                                                 timeout in seconds can shorten the server's)
     GET    /api/v1/activity[/export|/{id}]     the activity log (``mcpproxy.observe.activity_api``)
 """
 
@@ -41,7 +42,7 @@ from mcpproxy import __version__
 from mcpproxy.endpoints.health import server_health
 from mcpproxy.endpoints.proxy_tools import server_listing, tail_lines
 from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
-from mcpproxy.gateway import CallContext, Gateway, SearchFilters, describe_entries
+from mcpproxy.gateway import CallContext, Gateway, SearchFilters, caller_timeout, describe_entries
 from mcpproxy.observe.activity_api import build_activity_routes
 from mcpproxy.policy.scanner import Catalog, ScanPolicy, scan_tools
 from mcpproxy.routing.catalog import Tier
@@ -319,7 +320,8 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
             except KeyError:
                 raise InvalidArguments("'tier' is read, write or destructive") from None
         client = request.client.host if request.client else None
-        result = await gw.call_tool(name, args, CallContext(via="rest", tier=tier, client=client))
+        ctx = CallContext(via="rest", tier=tier, client=client, timeout=caller_timeout(body.get("timeout")))
+        result = await gw.call_tool(name, args, ctx)
         return JSONResponse(result.model_dump(by_alias=True, mode="json", exclude_none=True))
 
     return [

@@ -13,7 +13,9 @@ retention tasks. The gateway's ``_dispatch`` sends every upstream call through
    ``Overloaded`` error saying the gateway is shutting down), inside a tracing span when
    tracing is on;
 5. tells the breaker how it went: a timeout, a lost connection or a protocol error is a
-   failure; an answer (even a JSON-RPC error or ``isError``) is a success.
+   failure; an answer (even a JSON-RPC error or ``isError``) is a success; a timeout the caller
+   set shorter than the server's own (``CallOptions.caller_limited``) is neither, so no client
+   can open a server's circuit for everyone by asking for too little time.
 
 Draining (``begin_drain`` on SIGTERM/SIGINT, ``drain`` from the gateway's close): new calls
 are refused, calls in flight get ``shutdown_grace`` seconds to finish, the rest are cancelled
@@ -32,7 +34,7 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 
-from mcpproxy.errors import CircuitOpen, Overloaded, UpstreamError
+from mcpproxy.errors import CircuitOpen, Overloaded, UpstreamError, UpstreamTimeout
 from mcpproxy.observe.activity import ActivityRecorder
 from mcpproxy.observe.events import OpsEvent
 from mcpproxy.observe.logfiles import CHECK_INTERVAL, rotate_server_logs
@@ -180,6 +182,8 @@ class Operations:
             except CircuitOpen:
                 raise
             except UpstreamError as exc:
+                if isinstance(exc, UpstreamTimeout) and options.caller_limited:
+                    raise  # the caller's own short limit ran out: no verdict on the server
                 verdict = "upstream_code" in exc.data  # the server answered: it is alive
                 raise
             finally:

@@ -85,10 +85,13 @@ class CallOptions:
     Attributes:
         timeout: Seconds the call may take.
         meta: ``_meta`` to pass upstream (trace context, progress token).
+        caller_limited: ``timeout`` is the caller's, shorter than the server's ``call_timeout``: a
+            timeout then says nothing about the server's health (its circuit breaker ignores it).
     """
 
     timeout: float
     meta: Mapping[str, Any] | None = field(default=None)
+    caller_limited: bool = False
 
 
 class Upstream(Protocol):
