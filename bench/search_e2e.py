@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import uvicorn
@@ -60,6 +61,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def retrieve(client: Client, **args: Any) -> Any:
+    """The JSON answer of one ``retrieve_tools`` call."""
+    result = await client.call_tool("retrieve_tools", args)
+    block = result.content[0]
+    assert isinstance(block, TextContent), block
+    return json.loads(block.text)
 
 
 async def run(dataset: Path, mode: str, limit: int, diversify: bool) -> None:
@@ -116,20 +125,15 @@ async def run(dataset: Path, mode: str, limit: int, diversify: bool) -> None:
                 async with Client(url) as client:
                     for task in tasks:
                         t0 = time.perf_counter()
-                        result = await client.call_tool(
-                            "retrieve_tools", {"query": task.query, "limit": limit, "diversify": diversify}
-                        )
+                        body = await retrieve(client, query=task.query, limit=limit, diversify=diversify)
                         latencies.append((time.perf_counter() - t0) * 1000)
-                        block = result.content[0]
-                        assert isinstance(block, TextContent), block
-                        body = json.loads(block.text)
                         hits = [Hit(t["server"], t["tool"], float(t["score"])) for t in body["tools"]]
                         # Server-level metrics rank what group_by_server answers (a second call).
-                        args = {"query": task.query, "limit": limit, "diversify": diversify, "group_by_server": True}
-                        grouped_result = await client.call_tool("retrieve_tools", args)
-                        grouped_block = grouped_result.content[0]
-                        assert isinstance(grouped_block, TextContent), grouped_block
-                        groups = json.loads(grouped_block.text)["servers"]
+                        groups = (
+                            await retrieve(
+                                client, query=task.query, limit=limit, diversify=diversify, group_by_server=True
+                            )
+                        )["servers"]
                         grouped = [Hit(g["server"], t["tool"], float(t["score"])) for g in groups for t in g["tools"]]
                         score_task(hits, task, holders, metrics, grouped)
                 web.should_exit = True
