@@ -106,20 +106,32 @@ class CallContext:
     timeout: float | None = None
 
 
+def positive_seconds(value: object, field: str, hint: str | None = None) -> float | None:
+    """A duration a caller gave in a request body (``None`` when not given).
+
+    JSON allows what no duration is: ``true`` (a number to Python), ``NaN`` and ``Infinity``
+    (Python's parser reads them, and ``1e999`` as infinity), which would give a token that never
+    expires or a response that cannot be serialised.
+
+    Raises:
+        InvalidArguments: Not a finite, positive number of seconds.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise InvalidArguments(f"'{field}' must be a positive number of seconds", hint=hint)
+    return float(value)
+
+
 def caller_timeout(value: object) -> float | None:
     """A call's own ``timeout`` as a caller gave it (seconds; ``None`` when not given).
 
     Raises:
         InvalidArguments: Not a positive number of seconds.
     """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
-        raise InvalidArguments(
-            "'timeout' must be a positive number of seconds",
-            hint="it can shorten the server's call_timeout for this call, not lengthen it",
-        )
-    return float(value)
+    return positive_seconds(
+        value, "timeout", hint="it can shorten the server's call_timeout for this call, not lengthen it"
+    )
 
 
 @dataclass(slots=True)

@@ -148,3 +148,39 @@ async def test_on_a_non_loopback_bind_an_mcp_call_without_a_token_is_refused(tmp
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
         refused = await http.post(url, json=body, headers={"accept": "application/json, text/event-stream"})
         assert refused.status_code == 401
+
+
+async def test_a_token_with_a_lifetime_works_until_it_expires(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, {"notes": fixture_entry("notes_server")}, mcp_auth="required") as gw:
+        await gw.wait_ready("notes")
+        async with httpx2.AsyncClient() as http:
+            made = await http.post(
+                gw.base_url + "/api/v1/tokens", headers=gw.api_headers, json={"name": "brief", "expires_in": 1.5}
+            )
+            assert made.status_code == 201, made.text
+            token, expires_at = made.json()["token"], made.json()["expires_at"]
+            assert expires_at == pytest.approx(made.json()["created_at"] + 1.5)
+        async with client_with(gw.mcp_url, token) as client:
+            ok = await client.call_tool("call_tool_read", {"name": "notes:add", "args": {"a": 1, "b": 2}})
+            assert not ok.is_error
+        await gw.wait_for(lambda: not gw.gateway.tokens()[0].active(), within=WAIT, what="the token to expire")
+        async with httpx2.AsyncClient() as http:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+            after = await http.post(gw.mcp_url, json=body, headers={"authorization": f"Bearer {token}"})
+            assert after.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "lifetime", ["0", "-5", '"60"', "true", "NaN", "Infinity", "-Infinity", "1e999", "[60]"]
+)
+async def test_a_token_with_a_lifetime_that_is_not_a_positive_number_of_seconds_is_refused(
+    tmp_path: Path, lifetime: str
+) -> None:
+    async with running_gateway(tmp_path, {}) as gw, httpx2.AsyncClient() as http:
+        url = gw.base_url + "/api/v1/tokens"
+        body = '{"name": "t", "expires_in": ' + lifetime + "}"
+        refused = await http.post(url, headers={**gw.api_headers, "content-type": "application/json"}, content=body)
+        assert refused.status_code == 400, refused.text
+        assert "'expires_in' must be a positive number of seconds" in refused.text
+        listed = await http.get(url, headers=gw.api_headers)
+        assert listed.status_code == 200 and listed.json()["tokens"] == []

@@ -42,7 +42,14 @@ from mcpproxy import __version__
 from mcpproxy.endpoints.health import server_health
 from mcpproxy.endpoints.proxy_tools import server_listing, tail_lines
 from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
-from mcpproxy.gateway import CallContext, Gateway, SearchFilters, caller_timeout, describe_entries
+from mcpproxy.gateway import (
+    CallContext,
+    Gateway,
+    SearchFilters,
+    caller_timeout,
+    describe_entries,
+    positive_seconds,
+)
 from mcpproxy.observe.activity_api import build_activity_routes
 from mcpproxy.policy.scanner import Catalog, ScanPolicy, scan_tools
 from mcpproxy.routing.catalog import Tier
@@ -205,9 +212,7 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         servers = body.get("servers")
         if servers is not None and (not isinstance(servers, list) or not all(isinstance(x, str) for x in servers)):
             raise InvalidArguments("'servers' must be a list of server names")
-        expires = body.get("expires_in")
-        if expires is not None and (not isinstance(expires, int | float) or expires <= 0):
-            raise InvalidArguments("'expires_in' must be a positive number of seconds")
+        expires = positive_seconds(body.get("expires_in"), "expires_in")
         secret, record = await gw.create_token(str(name), str(body.get("tier", "read")), servers, expires)
         return JSONResponse({**record.to_dict(), "token": secret}, status_code=201)
 
