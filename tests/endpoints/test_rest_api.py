@@ -214,3 +214,37 @@ async def test_search_and_calls_go_through_the_gateway_to_the_real_upstream(tmp_
             assert notes["enabled"] is True
             assert notes["transport"] == "stdio"
             assert notes["tool_count"] >= 10
+
+
+async def test_a_number_json_does_not_have_is_refused_at_both_front_doors(tmp_path: Path) -> None:
+    # Python's JSON parser and the SDK's read NaN and Infinity; sent on, they would reach the server as null.
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {"notes": fixture_entry("notes_server")}) as gw, api(gw) as client:
+            await gw.wait_ready("notes")
+            said = "invalid arguments for 'notes:slow': argument 'seconds': NaN is not a JSON number"
+            rest = await client.post(
+                "/call",
+                content='{"name": "notes:slow", "args": {"seconds": NaN}}',
+                headers={"content-type": "application/json"},
+            )
+            assert rest.status_code == 400
+            assert rest.json()["error"] == "invalid_arguments" and rest.json()["message"] == said
+            meta = {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+            arguments = {"name": "notes:slow", "args": {"seconds": "N"}}
+            params = {"name": "call_tool_read", "arguments": arguments, "_meta": meta}
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+            headers = {
+                "mcp-protocol-version": "2026-07-28",
+                "mcp-method": "tools/call",
+                "mcp-name": "call_tool_read",
+                "accept": "application/json, text/event-stream",
+                "content-type": "application/json",
+            }
+            async with httpx2.AsyncClient(timeout=30.0) as http:
+                answer = await http.post(gw.mcp_url, content=body.replace('"N"', "NaN"), headers=headers)
+            result = answer.json()["result"]
+            assert result["isError"] and result["structuredContent"]["message"] == said

@@ -189,3 +189,26 @@ def test_a_local_reference_still_works_without_remote_retrieval() -> None:
     schema = {"$defs": {"n": {"type": "integer"}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}}
     err = invalid(schema, {"a": "one"})
     assert err.data["errors"] == ["argument 'a': 'one' is not of type 'integer'"]
+
+
+NUMBERS = {"type": "object", "properties": {"x": {"type": "number"}, "points": {"type": "array"}}}
+
+
+@pytest.mark.parametrize(
+    ("value", "said"), [(float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")]
+)
+def test_a_number_json_does_not_have_is_refused_though_the_schema_takes_any_number(value: float, said: str) -> None:
+    err = invalid(NUMBERS, {"x": value})
+    assert err.data["errors"] == [f"argument 'x': {said} is not a JSON number"]
+    assert "finite number" in (err.hint or "")
+
+
+def test_non_finite_numbers_are_found_at_any_depth_and_refused_even_without_a_usable_schema() -> None:
+    arguments = {"points": [1.0, {"y": float("nan")}], "meta": {"scale": float("inf"), "ok": 2.5}}
+    for schema in (NUMBERS, {}, {"type": "object", "properties": {"x": {"type": "nonsense"}}}):
+        err = invalid(schema, arguments)
+        assert err.data["errors"] == [
+            "argument 'meta.scale': Infinity is not a JSON number",
+            "argument 'points[1].y': NaN is not a JSON number",
+        ]
+    validate_arguments(entry(NUMBERS), {"x": 1e308, "points": [-0.0, 2]})

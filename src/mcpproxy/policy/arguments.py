@@ -3,11 +3,17 @@
 An upstream that receives bad arguments answers with an error of its own making, often
 vague; checking here gives the model one clear message naming each wrong argument, and
 spares the upstream. Validators are compiled once per schema and cached.
+
+Numbers that JSON does not have (``NaN``, ``Infinity``, and ``1e999``, which parses as infinity) are
+refused whatever the schema says: Python's JSON parser and the SDK's read them, a ``number``
+schema accepts them, and on the way to the upstream they are written as ``null``, so the server
+would silently get another value than the caller sent.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -44,8 +50,39 @@ def _where(error: ValidationError) -> str:
     return f"argument '{path}'" if path else "arguments"
 
 
+def _non_finite(arguments: Mapping[str, Any]) -> list[str]:
+    """Where ``arguments`` hold a float that is not finite (``argument 'a.b[2]': NaN ...``)."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in arguments.items()]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            said = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+            found.append(f"argument '{path}': {said} is not a JSON number")
+        elif isinstance(value, Mapping):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return sorted(found)
+
+
+def _refuse(entry: ToolEntry, found: list[str], hint: str) -> InvalidArguments:
+    """The error naming the first few problems, and how many more there are."""
+    problems = found[:MAX_REPORTED_ERRORS]
+    if len(found) > len(problems):
+        problems.append(f"... and {len(found) - len(problems)} more")
+    return InvalidArguments(
+        f"invalid arguments for '{entry.key}': " + "; ".join(problems),
+        hint=hint,
+        data={"tool": entry.key, "errors": problems},
+    )
+
+
 def validate_arguments(entry: ToolEntry, arguments: Mapping[str, Any]) -> None:
     """Raise ``InvalidArguments`` naming every problem (up to a few) with ``arguments``."""
+    non_finite = _non_finite(arguments)
+    if non_finite:
+        raise _refuse(entry, non_finite, "JSON has no NaN or Infinity: send a finite number")
     validator = _validator(json.dumps(entry.input_schema, sort_keys=True))
     if validator is None:
         return
@@ -56,18 +93,14 @@ def validate_arguments(entry: ToolEntry, arguments: Mapping[str, Any]) -> None:
         return
     if not errors:
         return
-    problems = [f"{_where(e)}: {e.message}" for e in errors[:MAX_REPORTED_ERRORS]]
-    more = len(errors) - len(problems)
-    if more > 0:
-        problems.append(f"... and {more} more")
     props = entry.input_schema.get("properties") or {}
     required = entry.input_schema.get("required") or []
     expected = ", ".join(
         f"{name}{'*' if name in required else ''}: {spec.get('type', 'any') if isinstance(spec, dict) else 'any'}"
         for name, spec in props.items()
     )
-    raise InvalidArguments(
-        f"invalid arguments for '{entry.key}': " + "; ".join(problems),
-        hint=f"expected {{{expected}}} (* = required); describe_tool shows the full schema",
-        data={"tool": entry.key, "errors": problems},
+    raise _refuse(
+        entry,
+        [f"{_where(e)}: {e.message}" for e in errors],
+        f"expected {{{expected}}} (* = required); describe_tool shows the full schema",
     )
