@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import typing
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from mcpproxy.settings import ServerSpec, Settings, is_loopback_host, parse_listen
+from mcpproxy.settings import Isolation, ServerSpec, Settings, is_loopback_host, parse_listen
 
 
 def spec(**entry: Any) -> ServerSpec:
@@ -127,6 +129,50 @@ def test_an_entry_without_unknown_keys_has_no_extra_keys() -> None:
 def test_timeouts_must_be_positive(value: float) -> None:
     refused(command="uvx", call_timeout=value)
     refused(command="uvx", connect_timeout=value)
+
+
+def _float_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of ``model`` that hold a float (``float``, ``float | None``, annotated or not)."""
+
+    def holds_float(annotation: Any) -> bool:
+        if annotation is float:
+            return True
+        return any(holds_float(arg) for arg in typing.get_args(annotation) if arg is not None)
+
+    return [name for name, info in model.model_fields.items() if holds_float(info.annotation)]
+
+
+def test_the_float_fields_are_found() -> None:
+    assert {"call_timeout", "connect_timeout", "backoff_max", "rate_limit", "shutdown_grace"} <= set(
+        _float_fields(Settings)
+    )
+    assert _float_fields(ServerSpec) == ["call_timeout", "connect_timeout"]
+    assert _float_fields(Isolation) == []
+
+
+# 1e999 is how JSON text spells infinity without the non-standard Infinity literal.
+@pytest.mark.parametrize(
+    "value",
+    [math.inf, -math.inf, math.nan, "Infinity", "-inf", "NaN", "1e999"],
+    ids=["inf", "minus-inf", "nan", "text-Infinity", "text-minus-inf", "text-NaN", "text-1e999"],
+)
+def test_every_float_setting_refuses_infinity_and_nan(value: float | str) -> None:
+    # A non-finite number cannot be written back as JSON, so the config file would hold a bare Infinity.
+    for name in _float_fields(Settings):
+        with pytest.raises(ValidationError) as info:
+            Settings.model_validate({name: value})
+        assert [(e["loc"], e["type"]) for e in info.value.errors()] == [((name,), "finite_number")], name
+        assert "finite number" in str(info.value)
+    for name in _float_fields(ServerSpec):
+        with pytest.raises(ValidationError) as info:
+            spec(command="uvx", **{name: value})
+        assert [(e["loc"], e["type"]) for e in info.value.errors()] == [((name,), "finite_number")], name
+
+
+def test_large_finite_float_settings_are_still_accepted() -> None:
+    for name in _float_fields(Settings):
+        assert getattr(Settings.model_validate({name: 1e300}), name) == 1e300
+    assert spec(command="uvx", call_timeout=1e300, connect_timeout="1e300").connect_timeout == 1e300
 
 
 def test_a_spec_is_immutable() -> None:

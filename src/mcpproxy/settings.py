@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from mcpproxy.sandbox.base import is_valid_domain
 from mcpproxy.sandbox.defaults import DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PROCESSES, DEFAULT_MEMORY
@@ -36,6 +36,10 @@ ProtocolMode = Literal["auto", "legacy", "modern"]
 IsolationMode = Literal["auto", "bwrap", "landlock", "docker", "none"]
 NetworkMode = Literal["none", "host", "allow"]
 CodeIsolation = Literal["auto", "bwrap", "landlock", "none"]
+
+# Every float setting is a ``FiniteFloat`` (pydantic's ``Annotated[float, AllowInfNan(False)]``):
+# plain ``float`` accepts inf and nan (``1e999``, ``"inf"``, the ``Infinity`` that Python's JSON
+# parser reads), which cannot be written back to the config file as JSON.
 
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """Server names become tool prefixes (``name:tool``, ``name__tool``), so they stay simple."""
@@ -204,8 +208,8 @@ class ServerSpec(BaseModel):
     trust: Trust | None = None
     redaction: Redaction | None = None
     spotlight: bool | None = None
-    call_timeout: float | None = Field(default=None, gt=0)
-    connect_timeout: float | None = Field(default=None, gt=0)
+    call_timeout: FiniteFloat | None = Field(default=None, gt=0)
+    connect_timeout: FiniteFloat | None = Field(default=None, gt=0)
     protocol: ProtocolMode = "auto"
     description: str | None = None
     isolation: Isolation = Field(default_factory=Isolation)
@@ -428,12 +432,12 @@ class Settings(BaseModel):
     search_mode: Literal["bm25", "hybrid"] = "bm25"
     search_usage_boost: bool = False
     tool_response_limit: int = Field(default=20_000, ge=0)
-    call_timeout: float = Field(default=120.0, gt=0)
-    connect_timeout: float = Field(default=30.0, gt=0)
+    call_timeout: FiniteFloat = Field(default=120.0, gt=0)
+    connect_timeout: FiniteFloat = Field(default=30.0, gt=0)
     upstream_http_transport: Literal["lean", "httpx"] = "lean"
-    backoff_initial: float = Field(default=1.0, gt=0)
-    backoff_max: float = Field(default=60.0, gt=0)
-    health_interval: float = Field(default=60.0, gt=0)
+    backoff_initial: FiniteFloat = Field(default=1.0, gt=0)
+    backoff_max: FiniteFloat = Field(default=60.0, gt=0)
+    health_interval: FiniteFloat = Field(default=60.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     default_trust: Trust = "manual"
@@ -449,18 +453,18 @@ class Settings(BaseModel):
     allowed_origins: str = ""
     max_body_size: int = Field(default=4 * 1024 * 1024, ge=1024)
     list_page_size: int = Field(default=100, ge=1, le=10_000)
-    input_relay_timeout: float = Field(default=300.0, gt=0)
+    input_relay_timeout: FiniteFloat = Field(default=300.0, gt=0)
     input_relay_max_pending: int = Field(default=100, ge=0)
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     log_backups: int = Field(default=5, ge=0, le=100)
     max_concurrent_calls: int = Field(default=32, ge=1)
     max_queued_calls: int = Field(default=256, ge=0)
     breaker_failures: int = Field(default=5, ge=0)
-    breaker_cooldown: float = Field(default=30.0, gt=0)
-    rate_limit: float = Field(default=0.0, ge=0)
+    breaker_cooldown: FiniteFloat = Field(default=30.0, gt=0)
+    rate_limit: FiniteFloat = Field(default=0.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)
-    shutdown_grace: float = Field(default=10.0, ge=0)
-    activity_retention_days: float = Field(default=30.0, ge=0)
+    shutdown_grace: FiniteFloat = Field(default=10.0, ge=0)
+    activity_retention_days: FiniteFloat = Field(default=30.0, ge=0)
     activity_max_records: int = Field(default=200_000, ge=0)
     otlp_endpoint: str = ""
     isolation: IsolationMode = "auto"

@@ -180,3 +180,23 @@ def test_paths_come_from_flags_then_environment_then_the_default(tmp_path: Path)
     config, data = resolve_paths(None, str(tmp_path / "d"), {})
     assert config == config_path_for(data) == tmp_path / "d" / CONFIG_FILE_NAME
     assert resolve_paths(None, None, {})[1] == Path.home() / ".mcpproxy"
+
+
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_a_file_holding_a_non_finite_timeout_fails_to_load_naming_the_key(tmp_path: Path, number: str) -> None:
+    # Python's JSON parser reads Infinity and NaN (and 1e999 as infinity); the settings must refuse them.
+    top = load_error(write(tmp_path, f'{{\n  "listen": "127.0.0.1:8080",\n  "call_timeout": {number}\n}}\n'))
+    assert top.message == "config error at call_timeout (line 3): Input should be a finite number"
+    assert (top.key, top.line) == ("call_timeout", 3)
+    text = f'{{"mcpServers": {{\n  "inf1": {{"command": "x",\n    "connect_timeout": {number}}}}}}}\n'
+    server = load_error(write(tmp_path, text))
+    assert server.message == "config error at mcpServers.inf1.connect_timeout (line 3): Input should be a finite number"
+    assert (server.key, server.line) == ("mcpServers.inf1.connect_timeout", 3)
+
+
+def test_a_non_finite_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={"MCPPROXY_BACKOFF_MAX": "inf"})
+    assert info.value.message == (
+        "config error at backoff_max (from MCPPROXY_BACKOFF_MAX='inf'): Input should be a finite number"
+    )
