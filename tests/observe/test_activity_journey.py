@@ -142,3 +142,33 @@ async def test_activity_records_and_metrics_match_what_the_calls_did(tmp_path: P
             assert GITHUB_TOKEN not in jsonl.read_text(encoding="utf-8")
             watched = await cli(gw, "activity", "watch", "--max-seconds", "0.1")
             assert watched == ""
+
+
+async def test_a_seq_outside_sqlites_integer_range_is_refused_naming_the_parameter(tmp_path: Path) -> None:
+    # Such a seq used to reach SQLite: the list answered 500 (OverflowError) and the export cut its stream.
+    too_big = str(2**63)
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {}) as gw:
+            assert (await rest_call(gw, "nowhere:nothing", {})).status_code == 404  # one record to find
+            await flush_activity(gw)
+            api = httpx2.AsyncClient(base_url=gw.base_url + "/api/v1", headers=gw.api_headers, timeout=30.0)
+            async with api:
+                for name in ("after", "before"):
+                    for value in ("99999999999999999999", too_big, "-1", "-99999999999999999999"):
+                        for path in ("/activity", "/activity/export", "/activity/export?format=csv"):
+                            response = await api.get(path, params={name: value})
+                            assert response.status_code == 400, (path, name, value, response.text)
+                            assert response.json()["error"] == "invalid_arguments"
+                            assert response.json()["message"].startswith(f"'{name}' must be a record's seq"), (
+                                response.text
+                            )
+                # The ends of the range are still seqs.
+                biggest = str(2**63 - 1)
+                for params in ({"after": biggest}, {"before": biggest}, {"after": "0"}, {"before": "0"}):
+                    listed = await api.get("/activity", params=params)
+                    assert listed.status_code == 200, (params, listed.text)
+                    exported = await api.get("/activity/export", params=params)
+                    assert exported.status_code == 200, (params, exported.text)
+                assert (await api.get("/activity", params={"after": biggest})).json()["records"] == []
+                everything = (await api.get("/activity", params={"before": biggest})).json()["records"]
+                assert everything and everything == (await activity(gw))

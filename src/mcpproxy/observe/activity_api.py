@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 EXPORT_MAX = 1_000_000
 """Records one export returns at most."""
 
+SEQ_MAX = 2**63 - 1
+"""Largest seq a filter may name: SQLite's integers are signed 64-bit (a larger one cannot be bound)."""
+
 
 def activity_filter(request: Request) -> ActivityFilter:
     """The filter a request's query parameters describe."""
@@ -54,9 +57,13 @@ def activity_filter(request: Request) -> ActivityFilter:
         if raw is None or raw == "":
             return None
         try:
-            return int(raw)
+            value: int | None = int(raw)
         except ValueError:
-            raise InvalidArguments(f"'{name}' must be an integer (a record's seq)") from None
+            value = None
+        # A seq SQLite cannot hold would fail in the query (a 500, or an export cut part-way).
+        if value is None or not 0 <= value <= SEQ_MAX:
+            raise InvalidArguments(f"'{name}' must be a record's seq: an integer from 0 to {SEQ_MAX}")
+        return value
 
     return ActivityFilter(
         server=q.get("server") or None,
