@@ -20,6 +20,7 @@ streaming responses are untouched.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -45,6 +46,8 @@ from mcpproxy.observe.middleware import OpsMiddleware
 from mcpproxy.settings import Settings
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+logger = logging.getLogger(__name__)
 
 
 def _split(value: str) -> list[str]:
@@ -107,14 +110,22 @@ def build_app(gateway: Gateway, *, api_key: str | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(gateway)
-            await stack.enter_async_context(hub)
-            await stack.enter_async_context(retrieve.run())
-            await stack.enter_async_context(direct.run())
-            await stack.enter_async_context(single.run())
-            await stack.enter_async_context(code.running())
-            yield
+        serving = False
+        try:
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(gateway)
+                await stack.enter_async_context(hub)
+                await stack.enter_async_context(retrieve.run())
+                await stack.enter_async_context(direct.run())
+                await stack.enter_async_context(single.run())
+                await stack.enter_async_context(code.running())
+                serving = True
+                yield
+        except BaseException as exc:
+            if serving:  # a failed start-up is the server's to report; this is a failure while serving
+                gateway.fatal = exc
+                logger.critical("the gateway stopped while serving: %r", exc, exc_info=exc)
+            raise
 
     api = Router(routes=build_rest_routes(gateway))
 

@@ -52,9 +52,12 @@ class ProxyError(Exception):
     kind: ClassVar[str] = "proxy_error"
 
     def __init__(self, message: str, *, hint: str | None = None, data: dict[str, Any] | None = None) -> None:
+        from mcpproxy.jsonvalues import encodable
         from mcpproxy.secrets.masking import mask_known  # here: that module imports this one
 
-        message, hint = mask_known(message), mask_known(hint) if hint else hint  # no secret value in any error
+        # No secret value in any error; and no unpaired surrogate a request held (an unknown tool's
+        # name), which no response or log line could encode.
+        message, hint = encodable(mask_known(message)), encodable(mask_known(hint)) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -17,6 +17,7 @@ block stops the watcher, closes every upstream session and flushes the store.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import uuid
@@ -110,17 +111,21 @@ def positive_seconds(value: object, field: str, hint: str | None = None) -> floa
     """A duration a caller gave in a request body (``None`` when not given).
 
     JSON allows what no duration is: ``true`` (a number to Python), ``NaN`` and ``Infinity``
-    (Python's parser reads them, and ``1e999`` as infinity), which would give a token that never
-    expires or a response that cannot be serialised.
+    (Python's parser reads them, and ``1e999`` as infinity), which would give a token without
+    end or a response that cannot be serialised, and an integer too large for a float.
 
     Raises:
         InvalidArguments: Not a finite, positive number of seconds.
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+    try:
+        seconds = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer of hundreds of digits
+        seconds = math.inf
+    if not 0 < seconds < math.inf:
         raise InvalidArguments(f"'{field}' must be a positive number of seconds", hint=hint)
-    return float(value)
+    return seconds
 
 
 def caller_timeout(value: object) -> float | None:
@@ -313,6 +318,10 @@ class Gateway:
         self._pool: UpstreamPool | None = None
         self.last_config_error: ConfigError | None = None
         self.entered = anyio.Event()
+        self.fatal: BaseException | None = None
+        """Why the gateway stopped while it was serving (a background task failed), set by the app's
+        lifespan; the HTTP server then stops too, and ``serve`` exits with an error for a supervisor
+        to restart it, instead of answering every request 503 from a gateway that is gone."""
         self._state_changed = anyio.Event()
         self.checks: list[Check] = [_check_tier, _check_arguments]
         self.observers: list[CallObserver] = []

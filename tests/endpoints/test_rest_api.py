@@ -228,7 +228,8 @@ async def test_a_number_json_does_not_have_is_refused_at_both_front_doors(tmp_pa
                 headers={"content-type": "application/json"},
             )
             assert rest.status_code == 400
-            assert rest.json()["error"] == "invalid_arguments" and rest.json()["message"] == said
+            assert rest.json()["error"] == "invalid_arguments"
+            assert rest.json()["message"] == "request body is not JSON: NaN is not a JSON number"
             meta = {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
                 "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
@@ -248,3 +249,69 @@ async def test_a_number_json_does_not_have_is_refused_at_both_front_doors(tmp_pa
                 answer = await http.post(gw.mcp_url, content=body.replace('"N"', "NaN"), headers=headers)
             result = answer.json()["result"]
             assert result["isError"] and result["structuredContent"]["message"] == said
+
+
+async def test_a_server_with_an_infinite_timeout_is_refused_and_not_stored(tmp_path: Path) -> None:
+    # JSON text says infinity as 1e999 (Python's parser also reads Infinity); stored, it made the file invalid JSON.
+    # The REST API refuses such numbers in any body; the settings refuse them too (a config file,
+    # the upstream_servers tool: tests/test_settings.py, tests/config/test_config_loader.py).
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {}) as gw, api(gw) as client:
+            json_headers = {"content-type": "application/json"}
+            before = gw.config_path.read_bytes()
+            for key, number, message in (
+                ("call_timeout", "1e999", "1e999 is out of range for a number"),
+                ("connect_timeout", "Infinity", "Infinity is not a JSON number"),
+                ("call_timeout", "NaN", "NaN is not a JSON number"),
+            ):
+                body = f'{{"name": "inf1", "command": "x", "enabled": false, "{key}": {number}}}'
+                added = await client.post("/servers", content=body, headers=json_headers)
+                assert added.status_code == 400, added.text
+                assert added.json()["message"] == f"request body is not JSON: {message}"
+                assert (await client.get("/servers/inf1")).status_code == 404
+                assert gw.config_path.read_bytes() == before
+            json.loads(before)
+
+            # The same through an update of a stored server.
+            assert (await client.post("/servers", json={"name": "dormant", **DORMANT})).status_code == 201
+            stored = gw.config_path.read_bytes()
+            patched = await client.patch("/servers/dormant", content='{"call_timeout": 1e999}', headers=json_headers)
+            assert patched.status_code == 400, patched.text
+            assert gw.config_path.read_bytes() == stored
+            one = await client.get("/servers/dormant")
+            assert one.status_code == 200 and "call_timeout" not in one.json()["config"]
+            assert json.loads(stored)["mcpServers"]["dormant"] == DORMANT
+
+
+async def test_a_body_holding_what_json_cannot_carry_on_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    # Each of these once answered 500, and some left a record that made a listing answer 500 after.
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {"notes": fixture_entry("notes_server")}) as gw, api(gw) as client:
+            await gw.wait_ready("notes")
+            before = gw.config_path.read_bytes()
+            refused = {
+                ("/tokens", r'{"name": "t", "servers": ["\ud800"]}'): "field 'servers[0]': holds an unpaired surrogate",
+                ("/tokens", r'{"name": "\udc00"}'): "field 'name': holds an unpaired surrogate",
+                ("/tokens", '{"name": "t", "expires_in": 1' + "0" * 400 + "}"): "'expires_in' must be a positive",
+                ("/servers", r'{"name": "s", "command": "x\ud800", "enabled": false}'): "field 'command'",
+                ("/servers", '{"name": "s", "command": "x", "call_timeout": 1e999}'): "1e999 is out of range",
+                ("/call", r'{"name": "\ud800"}'): "field 'name': holds an unpaired surrogate",
+                ("/call", '{"name": "notes:echo", "args": {"text": "x"}, "timeout": 1' + "0" * 400 + "}"): (
+                    "'timeout' must be a positive"
+                ),
+                ("/call", '{"name": "notes:echo", "args": ' + "[" * 100_000 + "]" * 100_000 + "}"): (
+                    "request body is nested too deeply"
+                ),
+                ("/call", '{"name": "notes:echo", "args": {"text": "x", "d": ' + "[" * 70 + "]" * 70 + "}}"): (
+                    "nested more than 64 levels deep"
+                ),
+            }
+            for (route, body), message in refused.items():
+                answer = await client.post(route, content=body, headers={"content-type": "application/json"})
+                assert answer.status_code == 400, (route, body[:80], answer.text[:300])
+                assert message in answer.json()["message"], (route, answer.json())
+            assert (await client.get("/tokens")).json()["tokens"] == []
+            assert (await client.get("/servers/s")).status_code == 404
+            assert gw.config_path.read_bytes() == before
+            assert (await client.get("/activity")).status_code == 200
+            assert gw.gateway.fatal is None

@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.table import Table
 
 from mcpproxy.app import build_app
-from mcpproxy.cli.common import EXIT_INVALID, Env, fail, fail_proxy
+from mcpproxy.cli.common import EXIT_FAILED, EXIT_INVALID, Env, fail, fail_proxy
 from mcpproxy.config.fields import SETTING_FIELDS
 from mcpproxy.endpoints.mcp_server import build_retrieve_server
 from mcpproxy.endpoints.notify import Hub
@@ -147,6 +147,8 @@ async def _serve_http(env: Env, settings: Settings, watch: bool) -> None:
             tg.start_soon(_progress, gateway, server)
             await server.serve(sockets=[sock])
             tg.cancel_scope.cancel()
+    if gateway.fatal is not None:
+        fail(f"the gateway stopped while serving: {gateway.fatal!r}", EXIT_FAILED, "see the log; restart mcpproxy")
 
 
 async def _serve_stdio(env: Env, settings: Settings, with_http: bool, watch: bool) -> None:

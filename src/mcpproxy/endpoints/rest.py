@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import secrets
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ from mcpproxy.gateway import (
     describe_entries,
     positive_seconds,
 )
+from mcpproxy.jsonvalues import MAX_DEPTH, first_few, problems
 from mcpproxy.observe.activity_api import build_activity_routes
 from mcpproxy.policy.scanner import Catalog, ScanPolicy, scan_tools
 from mcpproxy.routing.catalog import Tier
@@ -111,12 +113,29 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY:
         raise InvalidArguments("request body too large")
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(raw or b"{}", parse_constant=_not_a_number, parse_float=_finite)
     except ValueError as exc:
         raise InvalidArguments(f"request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArguments(f"request body is nested too deeply (at most {MAX_DEPTH} levels)") from None
     if not isinstance(body, dict):
         raise InvalidArguments("request body must be a JSON object")
+    found = problems(body, "field")
+    if found:
+        raise InvalidArguments("request body: " + "; ".join(first_few(found)))
     return body
+
+
+def _not_a_number(constant: str) -> float:
+    """Python's parser reads ``NaN`` and ``Infinity``; JSON has no such numbers."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

@@ -27,6 +27,11 @@ from itertools import chain
 from typing import Any
 
 from mcpproxy.errors import InvalidArguments
+from mcpproxy.jsonvalues import TOO_DEEP
+
+MAX_WALK_DEPTH = 200
+"""Levels ``redact_json`` reads; deeper values are replaced by ``TOO_DEEP`` (no real result nests
+this deep, and Python's recursion limit is 1,000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,14 +271,19 @@ def redact_json(value: Any, *, extra_patterns: Sequence[Pattern] = ()) -> tuple[
     """Redact every string in a JSON structure; the input is not modified.
 
     Keys are kept. A non-empty string under a secret-like key (``is_secret_key``) is
-    replaced whole with ``[REDACTED:secret_field]``; other strings go through ``redact``.
+    replaced whole with ``[REDACTED:secret_field]``; other strings go through ``redact``. An
+    object or array nested deeper than ``MAX_WALK_DEPTH`` is replaced by ``TOO_DEEP``.
 
     Returns:
         The redacted copy, and the detections with ``path`` set to a JSON pointer.
     """
     found: list[Detection] = []
 
-    def walk(node: Any, path: str, secret_field: bool) -> Any:
+    def walk(node: Any, path: str, secret_field: bool, depth: int = 0) -> Any:
+        if depth > MAX_WALK_DEPTH and isinstance(node, dict | list | tuple):
+            # Not read, so not passed on: a value nested this deep (a hostile upstream's) would
+            # otherwise end the walk in RecursionError, and unread it could hide a secret.
+            return TOO_DEEP
         if isinstance(node, str):
             if secret_field and node and not _PLACEHOLDER.fullmatch(node):
                 found.append(Detection("secret_field", (0, len(node)), mask(node), path))
@@ -283,11 +293,11 @@ def redact_json(value: Any, *, extra_patterns: Sequence[Pattern] = ()) -> tuple[
             return result.text
         if isinstance(node, dict):
             return {
-                k: walk(v, path + "/" + str(k).replace("~", "~0").replace("/", "~1"), is_secret_key(str(k)))
+                k: walk(v, path + "/" + str(k).replace("~", "~0").replace("/", "~1"), is_secret_key(str(k)), depth + 1)
                 for k, v in node.items()
             }
         if isinstance(node, list | tuple):
-            return [walk(v, f"{path}/{i}", secret_field) for i, v in enumerate(node)]
+            return [walk(v, f"{path}/{i}", secret_field, depth + 1) for i, v in enumerate(node)]
         return node
 
     return walk(value, "", False), found

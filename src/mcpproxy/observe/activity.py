@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,6 +35,7 @@ import structlog
 
 from mcpproxy.errors import ProxyError
 from mcpproxy.filters.secrets import redact, redact_json
+from mcpproxy.jsonvalues import encodable, storable
 from mcpproxy.observe.events import (
     OpsEvent,
     client_addr_var,
@@ -90,15 +92,28 @@ def result_size(result: types.CallToolResult | None) -> int | None:
 
 
 def prepare_row(row: ActivityRow, arguments: Mapping[str, Any] | None) -> None:
-    """Redact and size the arguments, and redact the error text (runs in the store's thread)."""
+    """Redact and size the arguments, redact the error text, and make every value storable (runs
+    in the store's thread).
+
+    A record is written whatever the call held: an unpaired surrogate in a name or an argument,
+    ``NaN``, nesting a thousand levels deep (``mcpproxy.jsonvalues.storable``). Such a call is
+    refused, and its record is what shows who sent it.
+    """
+    for column in fields(row):
+        value = getattr(row, column.name)
+        if isinstance(value, str):
+            setattr(row, column.name, encodable(value))
     if arguments is not None:
-        full = json.dumps(arguments, ensure_ascii=False, default=str, separators=(",", ":"))
+        kept = storable(arguments)
+        full = json.dumps(kept, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         row.args_size = len(full.encode("utf-8"))
-        redacted, _ = redact_json(json.loads(full))
-        text = json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+        redacted, _ = redact_json(kept)
+        text = json.dumps(redacted, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         row.arguments = text if len(text) <= ARGUMENTS_KEPT else text[:ARGUMENTS_KEPT] + "…"
     if row.error:
         row.error = redact(row.error[:ERROR_KEPT]).text
+    if row.detail:
+        row.detail = storable(row.detail)
 
 
 def _status(record: CallRecord) -> str:
@@ -274,13 +289,32 @@ class ActivityRecorder:
         try:
             await self.store.insert_many(batch, prepare=prepare)
             self.written += len(batch)
-        except ProxyError as exc:
-            self.dropped += len(batch)
-            logger.error("cannot write %d activity records: %s", len(batch), exc)
+        except Exception as exc:  # noqa: BLE001 - handled below: each row tried alone, the rest logged
+            # One row the store refuses must not cost the batch, nor stop the writer (it runs in the
+            # gateway's task group: an error here would stop the gateway): row by row, then.
+            await self._write_one_by_one(batch, prepare, exc)
         finally:
             self._settled += len(batch)
             self._progress.set()
             self._progress = anyio.Event()
+
+    async def _write_one_by_one(
+        self, batch: list[_Pending], prepare: Callable[[_Pending], ActivityRow], error: Exception
+    ) -> None:
+        dropped: list[tuple[str, Exception]] = []
+        for item in batch:
+            try:
+                await self.store.insert_many([item], prepare=prepare)
+                self.written += 1
+            except Exception as exc:  # noqa: BLE001 - counted and logged below, with the first error
+                dropped.append((item.row.id, exc))
+        self.dropped += len(dropped)
+        if dropped:
+            record_id, first = dropped[0]
+            logger.error(
+                "activity log: %d of %d records not written (%s: %s); the first: %s",
+                len(dropped), len(batch), type(error).__name__, error, record_id, exc_info=first,
+            )
 
     async def flush(self) -> None:
         """Wait until every record accepted so far is written (bound it with ``anyio.fail_after``)."""

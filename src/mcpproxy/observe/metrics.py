@@ -192,7 +192,8 @@ class _LiveCollector(Collector):
         recorder = self.ops.activity
         yield gauge("mcpproxy_activity_queue_depth", "Activity records waiting to be written.",
                     value=float(recorder.queued if recorder else 0))
-        yield gauge("mcpproxy_activity_dropped", "Activity records dropped because the queue was full.",
+        yield gauge("mcpproxy_activity_dropped",
+                    "Activity records not written: the queue was full, or the database refused them.",
                     value=float(recorder.dropped if recorder else 0))
         yield gauge("mcpproxy_activity_written", "Activity records written.",
                     value=float(recorder.written if recorder else 0))

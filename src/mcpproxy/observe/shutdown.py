@@ -52,6 +52,10 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.gateway = gateway
 
+    async def on_tick(self, counter: int) -> bool:
+        """Also stop when the gateway itself has stopped (``Gateway.fatal``)."""
+        return self.gateway.fatal is not None or await super().on_tick(counter)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.gateway.ops.drain)

@@ -4,16 +4,15 @@ An upstream that receives bad arguments answers with an error of its own making,
 vague; checking here gives the model one clear message naming each wrong argument, and
 spares the upstream. Validators are compiled once per schema and cached.
 
-Numbers that JSON does not have (``NaN``, ``Infinity``, and ``1e999``, which parses as infinity) are
-refused whatever the schema says: Python's JSON parser and the SDK's read them, a ``number``
-schema accepts them, and on the way to the upstream they are written as ``null``, so the server
-would silently get another value than the caller sent.
+Values that cannot go on are refused whatever the schema says (``mcpproxy.jsonvalues``): numbers
+JSON does not have (``NaN``, ``Infinity``; a ``number`` schema accepts them, and the SDK would send
+them upstream as ``null``), strings with an unpaired surrogate (UTF-8 cannot encode them: the
+stdio server's pipe would break), and nesting deeper than ``MAX_DEPTH`` levels.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -25,9 +24,10 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from mcpproxy.errors import InvalidArguments
+from mcpproxy.jsonvalues import MAX_DEPTH, MAX_REPORTED, first_few, problems
 from mcpproxy.routing.catalog import ToolEntry
 
-MAX_REPORTED_ERRORS = 5
+MAX_REPORTED_ERRORS = MAX_REPORTED
 
 
 @lru_cache(maxsize=4096)
@@ -50,39 +50,25 @@ def _where(error: ValidationError) -> str:
     return f"argument '{path}'" if path else "arguments"
 
 
-def _non_finite(arguments: Mapping[str, Any]) -> list[str]:
-    """Where ``arguments`` hold a float that is not finite (``argument 'a.b[2]': NaN ...``)."""
-    found: list[str] = []
-    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in arguments.items()]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            said = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-            found.append(f"argument '{path}': {said} is not a JSON number")
-        elif isinstance(value, Mapping):
-            stack.extend((f"{path}.{k}", v) for k, v in value.items())
-        elif isinstance(value, list | tuple):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
-    return sorted(found)
-
-
 def _refuse(entry: ToolEntry, found: list[str], hint: str) -> InvalidArguments:
     """The error naming the first few problems, and how many more there are."""
-    problems = found[:MAX_REPORTED_ERRORS]
-    if len(found) > len(problems):
-        problems.append(f"... and {len(found) - len(problems)} more")
+    shown = first_few(found, MAX_REPORTED_ERRORS)
     return InvalidArguments(
-        f"invalid arguments for '{entry.key}': " + "; ".join(problems),
+        f"invalid arguments for '{entry.key}': " + "; ".join(shown),
         hint=hint,
-        data={"tool": entry.key, "errors": problems},
+        data={"tool": entry.key, "errors": shown},
     )
 
 
 def validate_arguments(entry: ToolEntry, arguments: Mapping[str, Any]) -> None:
     """Raise ``InvalidArguments`` naming every problem (up to a few) with ``arguments``."""
-    non_finite = _non_finite(arguments)
-    if non_finite:
-        raise _refuse(entry, non_finite, "JSON has no NaN or Infinity: send a finite number")
+    unsendable = problems(arguments)
+    if unsendable:
+        raise _refuse(
+            entry,
+            unsendable,
+            f"send finite numbers and valid Unicode, nested at most {MAX_DEPTH} levels (JSON has no NaN or Infinity)",
+        )
     validator = _validator(json.dumps(entry.input_schema, sort_keys=True))
     if validator is None:
         return

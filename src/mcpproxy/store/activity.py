@@ -78,10 +78,16 @@ class ActivityRow:
         out = asdict(self)
         if self.arguments is not None:
             try:
-                out["arguments"] = json.loads(self.arguments)
+                out["arguments"] = _loads(self.arguments)
             except ValueError:
                 out["arguments"] = self.arguments
         return out
+
+
+def _loads(text: str) -> Any:
+    """JSON text as stored; ``NaN`` and ``Infinity``, which rows written before they were made
+    storable may hold, are read as strings, as they are stored now (a response cannot hold them)."""
+    return json.loads(text, parse_constant=str)
 
 
 _COLUMNS = tuple(f.name for f in fields(ActivityRow) if f.name != "seq")
@@ -149,7 +155,7 @@ def _row(values: Sequence[Any]) -> ActivityRow:
     seq, *rest = values
     data = dict(zip(_COLUMNS, rest, strict=True))
     raw_detail = data.pop("detail")
-    detail = json.loads(raw_detail) if raw_detail else None
+    detail = _loads(raw_detail) if raw_detail else None
     return ActivityRow(seq=seq, detail=detail, **data)
 
 

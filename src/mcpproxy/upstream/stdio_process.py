@@ -175,7 +175,10 @@ async def process_stdio_client(
             async with write_recv:
                 async for message in write_recv:
                     data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
-                    await process.stdin.send(data.encode("utf-8"))
+                    # An unpaired surrogate (a request's "\ud800", which the gateway refuses in a call's
+                    # arguments, may still come in another field) is written as the JSON escape it came
+                    # as, rather than end the session of every call on this server.
+                    await process.stdin.send(data.encode("utf-8", "backslashreplace"))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             await end_stream()  # the server stopped reading: the session must not wait forever
         finally:
