@@ -40,7 +40,7 @@ from mcpproxy.endpoints.health import build_health_routes
 from mcpproxy.endpoints.hostguard import HostOriginMiddleware
 from mcpproxy.endpoints.mcp_server import build_direct_server, build_retrieve_server, build_single_server
 from mcpproxy.endpoints.notify import Hub
-from mcpproxy.endpoints.rest import ApiKeyMiddleware, build_rest_routes, load_or_create_api_key
+from mcpproxy.endpoints.rest import ApiKeyMiddleware, JsonRouteErrors, build_rest_routes, load_or_create_api_key
 from mcpproxy.gateway import Gateway
 from mcpproxy.observe.middleware import OpsMiddleware
 from mcpproxy.settings import Settings
@@ -141,7 +141,10 @@ def build_app(gateway: Gateway, *, api_key: str | None = None) -> Starlette:
         Route("/mcp/s/{server}", endpoint=guarded(SingleServerApp(gateway, single))),
         Route("/mcp/code", endpoint=guarded(code.app)),
         *build_health_routes(gateway),
-        Mount("/api/v1", app=HostOriginMiddleware(ApiKeyMiddleware(api, key), transport_security(gateway.settings))),
+        Mount(
+            "/api/v1",
+            app=HostOriginMiddleware(ApiKeyMiddleware(JsonRouteErrors(api), key), transport_security(gateway.settings)),
+        ),
     ]
     # Request ids, client identity, trace headers and rate limits (pure ASGI, outermost).
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(OpsMiddleware, gateway=gateway)])

@@ -315,3 +315,27 @@ async def test_a_body_holding_what_json_cannot_carry_on_is_refused_and_nothing_i
             assert gw.config_path.read_bytes() == before
             assert (await client.get("/activity")).status_code == 200
             assert gw.gateway.fatal is None
+
+
+async def test_an_unknown_route_or_method_and_args_that_are_not_an_object_get_json_errors(tmp_path: Path) -> None:
+    with anyio.fail_after(WAIT):
+        async with running_gateway(tmp_path, {"notes": fixture_entry("notes_server")}) as gw, api(gw) as client:
+            await gw.wait_ready("notes")
+            nowhere = await client.get("/nowhere")
+            assert nowhere.status_code == 404
+            assert nowhere.json()["error"] == "not_found"
+            assert nowhere.json()["message"] == "GET /api/v1/nowhere: no such API route"
+            wrong_method = await client.delete("/status")
+            assert wrong_method.status_code == 405
+            assert wrong_method.json()["error"] == "method_not_allowed"
+            assert "GET" in wrong_method.headers["allow"] and "GET" in wrong_method.json()["hint"]
+            # Without the key, still the key's error first: the API says nothing about its routes.
+            async with api(gw, headers={}) as anonymous:
+                assert (await anonymous.get("/nowhere")).status_code == 401
+            # 'args' that is not an object is the caller's error, even when it is falsy.
+            for args in (0, "", False, [], "x"):
+                answer = await client.post("/call", json={"name": "notes:echo", "args": args})
+                assert answer.status_code == 400, (args, answer.text)
+                assert answer.json()["message"] == "'args' must be an object", args
+            no_args = await client.post("/call", json={"name": "notes:echo", "args": None})  # null: no arguments
+            assert no_args.status_code == 400 and "'text' is a required property" in no_args.json()["message"]

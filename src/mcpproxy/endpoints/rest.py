@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -102,6 +103,31 @@ class ApiKeyMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class JsonRouteErrors:
+    """Pure ASGI: an unknown route (404) or method (405) under the API is answered in the API's
+    JSON error form, as every other error is, instead of Starlette's plain text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except HTTPException as exc:  # raised by the router before any response starts
+            where = f"{scope.get('method', '')} {scope.get('path', '')}".strip()  # the full path, under the mount
+            if exc.status_code == 405:
+                allowed = (exc.headers or {}).get("Allow", "")
+                body = {"error": "method_not_allowed", "message": f"{where}: method not allowed",
+                        "hint": f"this route takes {allowed}" if allowed else None}
+            elif exc.status_code == 404:
+                body = {"error": "not_found", "message": f"{where}: no such API route",
+                        "hint": "the routes are listed in the README (REST API)"}
+            else:
+                body = {"error": "http_error", "message": f"{where}: {exc.detail}"}
+            response = JSONResponse({k: v for k, v in body.items() if v}, exc.status_code, headers=exc.headers)
+            await response(scope, receive, send)
 
 
 def _error(exc: ProxyError) -> JSONResponse:
@@ -333,7 +359,8 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         name = body.get("name")
         if not isinstance(name, str):
             raise InvalidArguments("'name' is required ('server:tool')")
-        args = body.get("args") or {}
+        args = body.get("args")
+        args = {} if args is None else args
         if not isinstance(args, dict):
             raise InvalidArguments("'args' must be an object")
         tier_name = body.get("tier")
