@@ -333,7 +333,8 @@ async def test_an_unknown_route_or_method_and_args_that_are_not_an_object_get_js
             async with api(gw, headers={}) as anonymous:
                 assert (await anonymous.get("/nowhere")).status_code == 401
             # 'args' that is not an object is the caller's error, even when it is falsy.
-            for args in (0, "", False, [], "x"):
+            not_objects: tuple[object, ...] = (0, "", False, [], "x")
+            for args in not_objects:
                 answer = await client.post("/call", json={"name": "notes:echo", "args": args})
                 assert answer.status_code == 400, (args, answer.text)
                 assert answer.json()["message"] == "'args' must be an object", args
