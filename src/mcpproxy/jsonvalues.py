@@ -30,21 +30,18 @@ MAX_REPORTED = 5
 """Problems an error names at most (``first_few``)."""
 
 
-def encodable(text: str) -> str:
-    """``text`` with each unpaired surrogate written as its JSON escape (``\\ud800``)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
 def _unencodable(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
+
+
+def encodable(text: str) -> str:
+    """``text`` with each unpaired surrogate written as its JSON escape (``\\ud800``); ``text``
+    itself when it has none."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _unencodable(text) else text
 
 
 def _non_finite(value: float) -> str:
@@ -66,25 +63,25 @@ def problems(value: Mapping[str, Any], what: str = "argument", max_depth: int = 
     stack: list[tuple[str, Any, int]] = [("", value, 0)]
     while stack:
         path, item, depth = stack.pop()
-        where = f"{what} '{path}'"
         if isinstance(item, str):
             if _unencodable(item):
-                found.append(f"{where}: holds an unpaired surrogate, which is not valid Unicode")
+                found.append(f"{what} '{path}': holds an unpaired surrogate, which is not valid Unicode")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                found.append(f"{where}: {_non_finite(item)} is not a JSON number")
+                found.append(f"{what} '{path}': {_non_finite(item)} is not a JSON number")
         elif isinstance(item, Mapping | list | tuple):
             if depth >= max_depth:
-                found.append(f"{where}: nested more than {max_depth} levels deep")
+                found.append(f"{what} '{path}': nested more than {max_depth} levels deep")
                 continue
             pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
             for key, child in pairs:
                 if isinstance(key, int):
                     stack.append((f"{path}[{key}]", child, depth + 1))
                     continue
-                name = encodable(str(key))
+                text = str(key)
+                name = encodable(text)
                 inner = f"{path}.{name}" if path else name
-                if _unencodable(str(key)):
+                if name != text:
                     found.append(f"{what} '{inner}': its name holds an unpaired surrogate, which is not valid Unicode")
                 stack.append((inner, child, depth + 1))
     return sorted(found)
@@ -111,7 +108,7 @@ def storable(value: Any, max_depth: int = MAX_DEPTH) -> Any:
         target, slot, item, depth = stack.pop()
         if isinstance(item, str):
             target[slot] = encodable(item)
-        elif isinstance(item, bool) or item is None or isinstance(item, int):
+        elif item is None or isinstance(item, int):  # bool is an int
             target[slot] = item
         elif isinstance(item, float):
             target[slot] = item if math.isfinite(item) else _non_finite(item)
