@@ -11,6 +11,7 @@ import anyio
 import httpx2
 import pytest
 from tests.support.gateway import GatewayHandle, fixture_entry, running_gateway
+from tests.support.mcp_raw import raw_tools_call
 
 from mcpproxy.cli.common import API_KEY_FILE as CLI_API_KEY_FILE
 from mcpproxy.endpoints.rest import API_KEY_FILE
@@ -230,24 +231,8 @@ async def test_a_number_json_does_not_have_is_refused_at_both_front_doors(tmp_pa
             assert rest.status_code == 400
             assert rest.json()["error"] == "invalid_arguments"
             assert rest.json()["message"] == "request body is not JSON: NaN is not a JSON number"
-            meta = {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {},
-            }
-            arguments = {"name": "notes:slow", "args": {"seconds": "N"}}
-            params = {"name": "call_tool_read", "arguments": arguments, "_meta": meta}
-            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
-            headers = {
-                "mcp-protocol-version": "2026-07-28",
-                "mcp-method": "tools/call",
-                "mcp-name": "call_tool_read",
-                "accept": "application/json, text/event-stream",
-                "content-type": "application/json",
-            }
-            async with httpx2.AsyncClient(timeout=30.0) as http:
-                answer = await http.post(gw.mcp_url, content=body.replace('"N"', "NaN"), headers=headers)
-            result = answer.json()["result"]
+            arguments = '{"name": "notes:slow", "args": {"seconds": NaN}}'
+            result = await raw_tools_call(gw.mcp_url, "call_tool_read", arguments)
             assert result["isError"] and result["structuredContent"]["message"] == said
 
 

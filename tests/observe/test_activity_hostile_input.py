@@ -15,39 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 
 from tests.observe.support import activity, flush_activity
-from tests.support.gateway import GatewayHandle, fixture_entry, running_gateway
+from tests.support.gateway import fixture_entry, running_gateway
+from tests.support.mcp_raw import raw_tools_call
 
 pytestmark = pytest.mark.anyio
 
 WAIT = 90.0
-ERA = "2026-07-28"
-
-
-async def mcp_call(gw: GatewayHandle, url: str, tool: str, arguments_json: str) -> dict[str, Any]:
-    """One stateless-era ``tools/call`` whose arguments are sent as the raw JSON text given."""
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": ERA,
-        "io.modelcontextprotocol/clientInfo": {"name": "hostile", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
-    params = json.dumps({"name": tool, "_meta": meta})[:-1] + f', "arguments": {arguments_json}}}'
-    body = '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ' + params + "}"
-    headers = {
-        "mcp-protocol-version": ERA,
-        "mcp-method": "tools/call",
-        "mcp-name": tool,
-        "accept": "application/json, text/event-stream",
-        "content-type": "application/json",
-    }
-    async with httpx2.AsyncClient(timeout=30.0) as http:
-        response = await http.post(url, content=body.encode("ascii"), headers=headers)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()["result"]
-    return result
 
 
 def said(result: dict[str, Any]) -> str:
@@ -62,21 +38,21 @@ async def test_calls_holding_unstorable_values_are_refused_recorded_and_the_gate
         async with running_gateway(tmp_path, {"notes": fixture_entry("notes_server")}) as gw:
             await gw.wait_ready("notes")
             echo = r'{"name": "notes:echo", "args": {"text": "\ud800"}}'
-            surrogate = await mcp_call(gw, gw.mcp_url, "call_tool_read", echo)
+            surrogate = await raw_tools_call(gw.mcp_url, "call_tool_read", echo)
             assert surrogate["isError"]
             assert "argument 'text': holds an unpaired surrogate" in said(surrogate)
-            nested = await mcp_call(
-                gw, gw.mcp_url, "call_tool_read", '{"name": "notes:echo", "args": {"text": "a", "d": ' + deep + "}}"
+            nested = await raw_tools_call(
+                gw.mcp_url, "call_tool_read", '{"name": "notes:echo", "args": {"text": "a", "d": ' + deep + "}}"
             )
             assert nested["isError"] and "nested more than 64 levels deep" in said(nested)
-            unknown = await mcp_call(gw, gw.mcp_url, "call_tool_read", r'{"name": "\ud800", "args": {}}')
+            unknown = await raw_tools_call(gw.mcp_url, "call_tool_read", r'{"name": "\ud800", "args": {}}')
             assert unknown["isError"] and "\\ud800" in said(unknown)
-            direct = await mcp_call(gw, gw.direct_url, "notes__echo", r'{"text": "\udc00x"}')
+            direct = await raw_tools_call(gw.direct_url, "notes__echo", r'{"text": "\udc00x"}')
             assert direct["isError"] and "unpaired surrogate" in said(direct)
 
             # The gateway still serves, and the server's session survived: nothing reached its pipe.
             fine = '{"name": "notes:echo", "args": {"text": "still here"}}'
-            ok = await mcp_call(gw, gw.mcp_url, "call_tool_read", fine)
+            ok = await raw_tools_call(gw.mcp_url, "call_tool_read", fine)
             assert not ok.get("isError") and said(ok) == "still here"
             await flush_activity(gw)
             assert gw.gateway.fatal is None

@@ -29,6 +29,7 @@ from mcpproxy.config.loader import load_settings
 from mcpproxy.endpoints.rest import API_KEY_FILE
 from tests.observe.support import chaos_entry
 from tests.support.gateway import mcpproxy_process, write_config
+from tests.support.mcp_raw import stateless_headers, stateless_meta
 from tests.support.net import LOOPBACK, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -98,29 +99,10 @@ def _no_signals() -> Iterator[None]:
 
 
 def stateless_call(tool: str, arguments: dict[str, Any], traceparent: str) -> tuple[dict[str, Any], dict[str, str]]:
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": tool,
-            "arguments": arguments,
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "tracing-test", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {},
-                "traceparent": traceparent,
-            },
-        },
-    }
-    headers = {
-        "mcp-protocol-version": "2026-07-28",
-        "mcp-method": "tools/call",
-        "mcp-name": tool,
-        "accept": "application/json, text/event-stream",
-        "content-type": "application/json",
-    }
-    return body, headers
+    meta = stateless_meta("tracing-test", traceparent=traceparent)
+    params = {"name": tool, "arguments": arguments, "_meta": meta}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    return body, stateless_headers(tool)
 
 
 async def test_calls_are_traced_under_the_clients_context_and_the_context_reaches_the_upstream(
