@@ -85,14 +85,21 @@ async def test_a_server_that_exits_at_start_reports_its_reason_and_its_stderr_go
 ) -> None:
     servers = {"exits": fixture_entry("broken_server", "--mode", "exit-at-start")}
     async with running_gateway(tmp_path, servers, backoff_initial=0.05, backoff_max=0.2) as gw:
+        seen: list[tuple[UpstreamState, str | None]] = []
+        gw.gateway.state_listeners.append(lambda s: seen.append((s.state, s.error)) if s.name == "exits" else None)
         await gw.wait_state("exits", UpstreamState.BACKOFF)
         status = next(s for s in gw.gateway.statuses() if s.name == "exits")
         # Its exit status and last stderr line, not a bare "connection closed".
-        assert status.error == "exited with status 1: broken_server: refusing to start (exit-at-start)"
+        reason = "exited with status 1: broken_server: refusing to start (exit-at-start)"
+        assert status.error == reason
         # It keeps retrying with backoff (attempts grow), and the others are not involved.
         await gw.wait_for(
             lambda: next(s for s in gw.gateway.statuses() if s.name == "exits").attempts >= 3, what="three attempts"
         )
+        # While it connects again, the reason stays on show: a listing never finds it failing with no error.
+        first_backoff = [state for state, _ in seen].index(UpstreamState.BACKOFF)
+        reconnecting = [error for state, error in seen[first_backoff:] if state is UpstreamState.CONNECTING]
+        assert len(reconnecting) >= 2 and set(reconnecting) == {reason}
         log = gw.gateway.server_log("exits").read_text(encoding="utf-8")
         assert "broken_server" in log
         assert not gw.gateway.server_log("exits").with_name("upstream-other.log").exists()

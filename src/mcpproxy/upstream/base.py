@@ -34,7 +34,8 @@ class ServerStatus:
     Attributes:
         name: Server name.
         state: Current state.
-        error: Why the last attempt failed or the session was lost (``None`` when fine).
+        error: Why the last attempt failed or the session was lost, still shown while it connects
+            again (``None`` when fine, and on a first start or restart).
         protocol_version: Negotiated protocol version when ready.
         server_name: The ``serverInfo.name`` the upstream reported.
         server_version: The ``serverInfo.version`` the upstream reported.

@@ -324,7 +324,10 @@ class ManagedUpstream:
         self._lost_reason = None
         self._exit_reason = None
         self._relist_requested = False
-        self._set_state(UpstreamState.CONNECTING)
+        # Reconnecting after a failure keeps its reason on show until this attempt ends; a fresh
+        # start (first attempt, restart, re-enable) has none.
+        st = self._status
+        self._set_state(UpstreamState.CONNECTING, error=st.error if st.attempts else None)
         connect_timeout = self.settings.connect_timeout_for(self.spec)
         try:
             async with anyio.create_task_group() as tg:
