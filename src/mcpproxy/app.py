@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -122,7 +123,9 @@ def build_app(gateway: Gateway, *, api_key: str | None = None) -> Starlette:
                 serving = True
                 yield
         except BaseException as exc:
-            if serving:  # a failed start-up is the server's to report; this is a failure while serving
+            # A failed start-up is the server's to report, and a cancellation from outside is a stop
+            # asked for; anything else is a failure while serving.
+            if serving and not isinstance(exc, anyio.get_cancelled_exc_class()):
                 gateway.fatal = exc
                 logger.critical("the gateway stopped while serving: %r", exc, exc_info=exc)
             raise
