@@ -148,3 +148,18 @@ def test_a_config_error_without_a_location_has_no_data() -> None:
     err = ConfigError("bad")
     assert (err.key, err.line) == (None, None)
     assert "data" not in err.to_dict()
+
+
+def test_unknown_keys_names_the_key_each_may_mean_and_lists_the_known_ones() -> None:
+    known = {"timeout_ms", "code", "language"}
+    assert errors.unknown_keys({"code": "1", "language": "python"}, known) is None
+    assert errors.unknown_keys({"timeout": 1}, known) == (
+        ["timeout"], "did you mean 'timeout_ms'? known keys: code, language, timeout_ms"
+    )
+    # Several: each that resembles a known key gets its guess; one that resembles none gets the list only.
+    assert errors.unknown_keys(["langauge", "zzz", "cod"], known, listing="it takes") == (
+        ["cod", "langauge", "zzz"],
+        "did you mean 'code' for 'cod', 'language' for 'langauge'? it takes: code, language, timeout_ms",
+    )
+    assert errors.unknown_keys(["zzz"], known) == (["zzz"], "known keys: code, language, timeout_ms")
+    assert errors.quoted(["a", "b"]) == "'a', 'b'"

@@ -35,6 +35,8 @@ Foreign exceptions are translated at the boundary where they occur (for upstream
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection, Iterable
 from typing import Any, ClassVar
 
 
@@ -224,3 +226,30 @@ class StoreError(ProxyError):
     code = -32095
     http_status = 500
     kind = "store_error"
+
+
+def unknown_keys(
+    given: Iterable[str], known: Collection[str], *, listing: str = "known keys"
+) -> tuple[list[str], str] | None:
+    """The keys of ``given`` not in ``known`` (sorted), and a hint naming the known key each may mean.
+
+    ``None`` when every key is known. The hint ends with every known key after ``listing``, so the
+    caller's message need only say which keys were not understood.
+    """
+    unknown = sorted(k for k in given if k not in known)
+    if not unknown:
+        return None
+    names = sorted(known)
+    meant = [(key, close[0]) for key in unknown if (close := difflib.get_close_matches(key, names, n=1))]
+    if len(unknown) == 1 and meant:
+        guess = f"did you mean '{meant[0][1]}'? "
+    elif meant:
+        guess = "did you mean " + ", ".join(f"'{name}' for '{key}'" for key, name in meant) + "? "
+    else:
+        guess = ""
+    return unknown, f"{guess}{listing}: {', '.join(names)}"
+
+
+def quoted(keys: Iterable[str]) -> str:
+    """``'a', 'b'`` for a message."""
+    return ", ".join(f"'{k}'" for k in keys)

@@ -52,7 +52,7 @@ DEFAULT_SANDBOX_PROCESSES = DEFAULT_MAX_PROCESSES
 DEFAULT_SANDBOX_OPEN_FILES = DEFAULT_MAX_OPEN_FILES
 
 # Known keys of a server entry; anything else is another client's extension.
-_SERVER_KEYS = frozenset(
+SERVER_KEYS = frozenset(
     {
         "name",
         "command",
@@ -233,7 +233,7 @@ class ServerSpec(BaseModel):
         if not isinstance(data, dict):
             return data
         raw: dict[str, Any] = dict(data)
-        extras = tuple(sorted(k for k in raw if k not in _SERVER_KEYS and k != "extra_keys"))
+        extras = tuple(sorted(k for k in raw if k not in SERVER_KEYS and k != "extra_keys"))
         for key in extras:
             raw.pop(key)
         if extras:

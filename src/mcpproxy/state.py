@@ -26,8 +26,8 @@ import anyio
 from pydantic import ValidationError
 
 from mcpproxy.config.writer import render_config, write_config_atomic_async
-from mcpproxy.errors import ConfigError, Conflict, UnknownServer
-from mcpproxy.settings import ServerSpec, Settings
+from mcpproxy.errors import ConfigError, Conflict, UnknownServer, quoted, unknown_keys
+from mcpproxy.settings import SERVER_KEYS, ServerSpec, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,23 @@ def spec_from_entry(name: str, entry: Mapping[str, Any]) -> ServerSpec:
         loc = ".".join(str(p) for p in first["loc"] if p != "name" or len(first["loc"]) == 1)
         key = f"mcpServers.{name}" + (f".{loc}" if loc else "")
         raise ConfigError(f"invalid server '{name}' at {key}: {first['msg']}", key=key) from exc
+
+
+def refuse_unknown_keys(name: str, entry: Mapping[str, Any]) -> None:
+    """Refuse an entry sent to the API that holds a key mcpproxy does not know.
+
+    A config file may carry other clients' keys: they are kept as written, never rejected. A
+    request to the API is an instruction to mcpproxy alone, and a key it does not know (a typo
+    such as ``call_timout``) would be dropped unseen while the change went ahead.
+    """
+    found = unknown_keys(entry, SERVER_KEYS)
+    if found is not None:
+        keys, hint = found
+        raise ConfigError(
+            f"unknown key{'s' if len(keys) > 1 else ''} {quoted(keys)} for server '{name}'; nothing was changed",
+            key=f"mcpServers.{name}.{keys[0]}",
+            hint=hint,
+        )
 
 
 class StateService:

@@ -181,6 +181,35 @@ async def test_arguments_are_checked_against_the_schema_before_dispatch(notes_ga
         assert bad.structured_content is not None and bad.structured_content["error"] == "invalid_arguments"
 
 
+async def test_an_argument_a_proxy_tool_does_not_take_is_refused_naming_the_one_meant(
+    notes_gateway: GatewayHandle,
+) -> None:
+    # Dropped silently, it would leave the model believing it took effect (a time limit, a filter).
+    async with Client(notes_gateway.mcp_url) as client:
+        slow = await client.call_tool("code_execution", {"code": "1", "timeout": 1})
+        assert slow.is_error
+        assert _text(slow).startswith("Error (invalid_arguments): code_execution takes no argument 'timeout'")
+        assert "did you mean 'timeout_ms'?" in _text(slow)
+        assert slow.structured_content is not None and slow.structured_content["data"] == {"unknown": ["timeout"]}
+        search = await client.call_tool("retrieve_tools", {"query": "add numbers", "read_only": True, "max": 3})
+        assert search.is_error and "retrieve_tools takes no arguments 'max', 'read_only'" in _text(search)
+        assert "Hint: did you mean 'read_only_only' for 'read_only'? it takes: diversify, " in _text(search)
+        before = notes_gateway.config_path.read_bytes()
+        update = await client.call_tool("upstream_servers", {"op": "update", "name": "notes", "call_timeout": 5})
+        assert update.is_error and "upstream_servers takes no argument 'call_timeout'" in _text(update)
+        assert notes_gateway.config_path.read_bytes() == before
+        # What the schema names, and the spelling of call arguments models often use, still work.
+        added = await client.call_tool("call_tool_read", {"name": "notes:add", "arguments": {"a": 2, "b": 3}})
+        assert not added.is_error and _text(added) == "5"
+        ran = await client.call_tool("code_execution", {"code": "6 * 7", "timeout_ms": 5000})
+        assert not ran.is_error and ran.structured_content is not None, _text(ran)
+        assert ran.structured_content["value"] == 42
+    # The code-mode endpoint checks its tools the same way.
+    async with Client(notes_gateway.base_url + "/mcp/code") as client:
+        slow = await client.call_tool("code_execution", {"code": "1", "timeout": 1})
+        assert slow.is_error and "did you mean 'timeout_ms'?" in _text(slow)
+
+
 async def test_unknown_servers_and_tools_get_an_actionable_error(notes_gateway: GatewayHandle) -> None:
     async with Client(notes_gateway.mcp_url) as client:
         unknown_server = await client.call_tool("call_tool_read", {"name": "nowhere:add", "args": {}})

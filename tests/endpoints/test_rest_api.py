@@ -98,6 +98,19 @@ async def test_servers_are_added_updated_and_removed_with_errors_that_name_the_p
             bad_timeout = await client.patch("/servers/dormant", json={"call_timeout": -1})
             assert bad_timeout.status_code == 400
             assert bad_timeout.json()["data"]["key"] == "mcpServers.dormant.call_timeout"
+            # A key mcpproxy does not know is refused, naming the closest one it knows. (A config file
+            # keeps other clients' keys; a request to the API is for mcpproxy alone, and a typo dropped
+            # unseen would leave the user believing the change was made.)
+            typo = await client.patch("/servers/dormant", json={"call_timout": 5, "args": ["--new"]})
+            assert typo.status_code == 400
+            assert typo.json()["message"] == "unknown key 'call_timout' for server 'dormant'; nothing was changed"
+            assert typo.json()["hint"].startswith("did you mean 'call_timeout'? known keys: args, call_timeout")
+            assert typo.json()["data"]["key"] == "mcpServers.dormant.call_timout"
+            pasted_entry = {"name": "pasted", **DORMANT, "autoApprove": [], "alwaysAllow": []}
+            pasted = await client.post("/servers", json=pasted_entry)
+            assert pasted.status_code == 400
+            assert pasted.json()["message"].startswith("unknown keys 'alwaysAllow', 'autoApprove' for server 'pasted'")
+            assert (await client.get("/servers/pasted")).status_code == 404
             # A refused update leaves the file as it was.
             assert config_servers(gw)["dormant"] == DORMANT
 
@@ -153,6 +166,9 @@ async def test_search_and_calls_go_through_the_gateway_to_the_real_upstream(tmp_
 
             tools = (await client.get("/tools", params={"server": "notes"})).json()
             assert "notes:delete_all_notes" in {t["name"] for t in tools["tools"]}
+            # A filter naming no server is a mistake to report, not an empty list.
+            nosuch = await client.get("/tools", params={"server": "nosuch"})
+            assert nosuch.status_code == 404 and nosuch.json()["error"] == "unknown_server"
             described = (await client.get("/tools/notes/add")).json()
             assert set(described["input_schema"]["properties"]) == {"a", "b"}
 

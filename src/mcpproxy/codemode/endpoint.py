@@ -24,14 +24,14 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 
 from mcpproxy import __version__
 from mcpproxy.codemode.service import attach
-from mcpproxy.codemode.tool import code_execution_tool, handle
+from mcpproxy.codemode.tool import code_execution_tool
 from mcpproxy.endpoints.auth import token_of
 from mcpproxy.endpoints.features import RelayMiddleware, client_name, forward_meta
 from mcpproxy.endpoints.mcp_server import ProxyServer
 from mcpproxy.endpoints.notify import Endpoint, Hub
 from mcpproxy.endpoints.proxy_tools import dispatch, error_result, proxy_tool_definitions
 from mcpproxy.endpoints.views import View
-from mcpproxy.errors import InvalidArguments, ProxyError
+from mcpproxy.errors import InvalidArguments
 from mcpproxy.gateway import CallContext, Gateway
 
 CODE_TOOLS = ("code_execution", "retrieve_tools", "describe_tool")
@@ -69,11 +69,6 @@ def build_code_server(gw: Gateway, hub: Hub) -> ProxyServer:
     ) -> types.CallToolResult:
         call_ctx = CallContext(via="mcp-code", client=client_name(ctx), meta=forward_meta(ctx), token=token_of(ctx))
         arguments = params.arguments or {}
-        if params.name == "code_execution":
-            try:
-                return await handle(gw, arguments, call_ctx)
-            except ProxyError as exc:
-                return error_result(exc)
         if params.name not in CODE_TOOLS:
             return error_result(
                 InvalidArguments(

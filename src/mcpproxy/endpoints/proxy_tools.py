@@ -13,6 +13,7 @@ read it and recover, which a JSON-RPC error would hide from it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -22,7 +23,7 @@ import mcp_types as types
 from pydantic import ValidationError
 
 from mcpproxy.codemode import tool as code_tool
-from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError
+from mcpproxy.errors import ConfigError, InvalidArguments, ProxyError, quoted, unknown_keys
 from mcpproxy.gateway import CallContext, Gateway, SearchFilters, caller_timeout, describe_entries
 from mcpproxy.policy.guards import check_path, check_url
 from mcpproxy.routing.catalog import Tier
@@ -454,12 +455,39 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+# Spellings a tool takes besides its schema's properties (models often send ``arguments``).
+_ALIASES = {name: frozenset({"arguments"}) for name in ("call_tool_read", "call_tool_write", "call_tool_destructive")}
+
+
+@functools.cache
+def _argument_names() -> dict[str, frozenset[str]]:
+    """The arguments each proxy tool takes: its input schema's properties, and its aliases."""
+    return {
+        tool.name: frozenset(tool.input_schema.get("properties") or ()) | _ALIASES.get(tool.name, frozenset())
+        for tool in proxy_tool_definitions(1)
+    }
+
+
+def check_argument_names(name: str, args: Mapping[str, Any]) -> None:
+    """Refuse an argument the proxy tool ``name`` does not take, naming the closest one it does.
+
+    Dropping it would let the model believe it took effect (``timeout`` for ``timeout_ms``).
+    """
+    found = unknown_keys(args, _argument_names().get(name, frozenset()), listing="it takes")
+    if found is not None:
+        keys, hint = found
+        raise InvalidArguments(
+            f"{name} takes no argument{'s' if len(keys) > 1 else ''} {quoted(keys)}", hint=hint, data={"unknown": keys}
+        )
+
+
 async def dispatch(gw: Gateway, name: str, args: Mapping[str, Any], ctx: CallContext) -> types.CallToolResult:
     """Run proxy tool ``name``; gateway errors become readable ``isError`` results."""
     handler = HANDLERS.get(name)
     if handler is None:
         return error_result(InvalidArguments(f"unknown tool '{name}'", hint="call retrieve_tools first"))
     try:
+        check_argument_names(name, args)
         return await handler(gw, args, ctx)
     except ValidationError as exc:
         return error_result(ConfigError(f"invalid server definition: {exc.errors()[0]['msg']}"))

@@ -57,7 +57,7 @@ from mcpproxy.observe.activity_api import build_activity_routes
 from mcpproxy.policy.scanner import Catalog, ScanPolicy, scan_tools
 from mcpproxy.routing.catalog import Tier
 from mcpproxy.secrets.masking import mask_config, mask_known
-from mcpproxy.state import spec_from_entry
+from mcpproxy.state import refuse_unknown_keys, spec_from_entry
 from mcpproxy.store.files import atomic_write
 
 API_KEY_FILE = "api_key"
@@ -216,6 +216,7 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         name = body.pop("name", None)
         if not isinstance(name, str):
             raise ConfigError("'name' is required", key="name")
+        refuse_unknown_keys(name, body)
         spec = await gw.state.add(spec_from_entry(name, body))
         return JSONResponse({"added": name, "server": mask_config(spec.to_config())}, status_code=201)
 
@@ -227,7 +228,10 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
         return JSONResponse(item)
 
     async def update_server(request: Request) -> Response:
-        spec = await gw.state.update(request.path_params["name"], await _json_body(request))
+        name, changes = request.path_params["name"], await _json_body(request)
+        gw.state.get(name)  # an unknown server is a 404 before its keys are looked at
+        refuse_unknown_keys(name, changes)
+        spec = await gw.state.update(name, changes)
         return JSONResponse({"updated": spec.name, "server": mask_config(spec.to_config())})
 
     async def delete_server(request: Request) -> Response:
@@ -325,6 +329,8 @@ def build_rest_routes(gw: Gateway) -> list[Route]:
 
     async def list_tools(request: Request) -> Response:
         server = request.query_params.get("server")
+        if server is not None:
+            gw.state.get(server)  # a filter naming no server is the caller's mistake (404), not an empty list
         entries = [e for e in gw.visible_tools() if server is None or e.server == server]
         return JSONResponse({"tools": describe_entries(entries), "count": len(entries)})
 
