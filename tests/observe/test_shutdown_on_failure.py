@@ -66,7 +66,6 @@ async def test_when_a_background_task_of_the_gateway_fails_the_http_server_stops
             await http.get(base + "/healthz")
 
 
-
 async def test_a_gateway_cancelled_from_outside_is_stopped_not_failed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
