@@ -232,6 +232,19 @@ async def test_unknown_keys_of_other_servers_survive_a_removal(service: StateSer
 
 
 @pytest.mark.anyio
+async def test_a_changed_entry_keeps_the_keys_other_clients_put_in_it(service: StateService, config_file: Path) -> None:
+    # Disabling a server from mcpproxy must not cost another client its settings for that server.
+    await service.set_enabled("time", False)
+    await service.update("docs", {"headers": {"X-Key": "new"}})
+    servers = on_disk(config_file)["mcpServers"]
+    assert servers["time"] == {**ORIGINAL["mcpServers"]["time"], "enabled": False}
+    assert servers["docs"]["alwaysAllow"] == [] and servers["docs"]["timeout"] == 60
+    assert servers["docs"]["headers"] == {"X-Key": "new"}
+    # Read back, they are still only set aside: mcpproxy itself does not use them.
+    assert service_for(config_file, Recorder()).servers["docs"].extra_keys == ("alwaysAllow", "timeout")
+
+
+@pytest.mark.anyio
 async def test_top_level_settings_in_the_file_are_preserved_in_order(service: StateService, config_file: Path) -> None:
     await service.add(stdio("git"))
     data = on_disk(config_file)
@@ -321,6 +334,8 @@ async def test_updating_a_server_merges_the_changes_into_its_entry(
         "url": "https://docs.example.com/mcp",
         "headers": {"X-Key": "new"},
         "call_timeout": 5,
+        "alwaysAllow": [],  # another client's keys stay in the entry
+        "timeout": 60,
     }
     assert recorder.changes[-1][1]["docs"] == spec
 

@@ -6,7 +6,7 @@ service, in this order, under one lock:
 
 1. validate the new definition (``ServerSpec``);
 2. write the config file atomically (only the changed ``mcpServers`` entries are
-   re-rendered; other entries keep their exact text, including keys other clients add);
+   re-rendered, keeping the keys other clients add; other entries keep their exact text);
 3. tell the file watcher to expect that content, so our own write is not "an edit";
 4. apply the change to the running pool (connect, reconnect, disconnect) and the index.
 
@@ -169,8 +169,14 @@ class StateService:
         assert isinstance(old_entries, dict)
         entries: dict[str, Any] = {}
         for name, spec in servers.items():
-            keep = name not in changed and isinstance(old_entries.get(name), dict)
-            entries[name] = old_entries[name] if keep else spec.to_config()
+            old = old_entries.get(name)
+            if not isinstance(old, dict):
+                entries[name] = spec.to_config()
+            elif name not in changed:
+                entries[name] = old
+            else:
+                # A changed entry is rendered again; other clients' keys in it stay (their order too).
+                entries[name] = {**spec.to_config(), **{k: v for k, v in old.items() if k not in SERVER_KEYS}}
         raw["mcpServers"] = entries
         raw.pop("servers", None)
         if self._expect_write is not None:
