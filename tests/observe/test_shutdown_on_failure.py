@@ -16,7 +16,6 @@ from mcpproxy.cli.serve import bind_socket
 from mcpproxy.config.loader import load_settings
 from mcpproxy.gateway import Gateway
 from mcpproxy.observe.shutdown import DrainingServer
-from mcpproxy.settings import Settings
 from tests.support.gateway import _no_signal_capture, write_config
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.anyio
 WAIT = 60.0
 
 
-def served(tmp_path: Path) -> tuple[Gateway, DrainingServer, Settings]:
+async def test_when_a_background_task_of_the_gateway_fails_the_http_server_stops_too(tmp_path: Path) -> None:
     path = write_config(tmp_path, {})
     settings = load_settings(path, env={})
     gateway = Gateway(settings, config_path=path, watch_config=False)
@@ -32,19 +31,6 @@ def served(tmp_path: Path) -> tuple[Gateway, DrainingServer, Settings]:
         uvicorn.Config(build_app(gateway), log_config=None, lifespan="on", access_log=False), gateway
     )
     server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
-    return gateway, server, settings
-
-
-async def until_serving(gateway: Gateway, server: DrainingServer, base: str) -> None:
-    await gateway.entered.wait()
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
-        await anyio.sleep(0.01)
-    async with httpx2.AsyncClient() as http:
-        assert (await http.get(base + "/readyz")).status_code == 200
-
-
-async def test_when_a_background_task_of_the_gateway_fails_the_http_server_stops_too(tmp_path: Path) -> None:
-    gateway, server, settings = served(tmp_path)
     base = f"http://{settings.listen}"
 
     async def fails() -> None:
@@ -53,7 +39,11 @@ async def test_when_a_background_task_of_the_gateway_fails_the_http_server_stops
     with bind_socket(settings) as sock, anyio.fail_after(WAIT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(server.serve, sockets=[sock]))
-            await until_serving(gateway, server, base)
+            await gateway.entered.wait()
+            while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+                await anyio.sleep(0.01)
+            async with httpx2.AsyncClient() as http:
+                assert (await http.get(base + "/readyz")).status_code == 200
             # No request can make a background task fail any more (the activity writer did, on an
             # argument holding an unpaired surrogate): the fault is injected into the gateway's own
             # task group, where the writer, the watcher and the searcher run.
